@@ -1,0 +1,13 @@
+//! `hyper2kvm convert` (not implemented yet).
+
+/// Arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Arguments (unused until implemented).
+    rest: Vec<String>,
+}
+
+/// Run the subcommand.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("'convert' is not implemented yet")
+}

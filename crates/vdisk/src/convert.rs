@@ -1,0 +1,1 @@
+//! Parallel conversion pipeline. Filled in by the conversion work.

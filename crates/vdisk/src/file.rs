@@ -1,0 +1,132 @@
+//! Read-only access to image files with errors that name file and offset.
+
+use crate::error::{Error, ErrorKind, Result};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// An image file opened read-only. Reads are positional (`pread`), so one
+/// `ImageFile` serves many threads.
+#[derive(Debug)]
+pub struct ImageFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl ImageFile {
+    /// Open `path` read-only.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, None, "cannot open", e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(path, None, "cannot stat", e))?;
+        if meta.is_dir() {
+            return Err(Error::new(ErrorKind::InvalidInput, "is a directory").with_path(path));
+        }
+        Ok(ImageFile {
+            path: path.to_path_buf(),
+            file,
+            len: meta.len(),
+        })
+    }
+
+    /// The file's path as opened.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// File length in bytes at open time.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty file.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Read exactly `buf.len()` bytes at `offset`; a short file is reported
+    /// as corruption ("expected N bytes at offset X, file ends at Y").
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        match end {
+            Some(end) if end <= self.len => {}
+            _ => {
+                return Err(Error::corrupt(
+                    &self.path,
+                    offset,
+                    format!(
+                        "expected {} bytes but the file ends at {:#x}",
+                        buf.len(),
+                        self.len
+                    ),
+                ))
+            }
+        }
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(&self.path, Some(offset), "read failed", e))
+    }
+
+    /// Read what is available at `offset` (up to `buf.len()`), zero-filling
+    /// past end of file. Returns the number of bytes actually read.
+    pub fn read_at_padded(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        if offset >= self.len {
+            buf.fill(0);
+            return Ok(0);
+        }
+        let n = ((self.len - offset) as usize).min(buf.len());
+        self.read_exact_at(&mut buf[..n], offset)?;
+        buf[n..].fill(0);
+        Ok(n)
+    }
+
+    /// Read `len` bytes at `offset` into a new vector, refusing lengths
+    /// above `limit` (bounded memory on hostile input).
+    pub fn read_vec(&self, offset: u64, len: u64, limit: u64, what: &str) -> Result<Vec<u8>> {
+        if len > limit {
+            return Err(Error::corrupt(
+                &self.path,
+                offset,
+                format!("{what} claims {len} bytes, more than the limit of {limit}"),
+            ));
+        }
+        let mut v = vec![0u8; len as usize];
+        self.read_exact_at(&mut v, offset)?;
+        Ok(v)
+    }
+}
+
+/// Little-endian field readers over byte slices (explicit endianness, no
+/// transmutes). Callers guarantee bounds.
+pub mod le {
+    /// u16 at `o`.
+    pub fn u16(b: &[u8], o: usize) -> u16 {
+        u16::from_le_bytes([b[o], b[o + 1]])
+    }
+    /// u32 at `o`.
+    pub fn u32(b: &[u8], o: usize) -> u32 {
+        u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+    }
+    /// u64 at `o`.
+    pub fn u64(b: &[u8], o: usize) -> u64 {
+        u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+    }
+}
+
+/// Big-endian field readers over byte slices.
+pub mod be {
+    /// u16 at `o`.
+    pub fn u16(b: &[u8], o: usize) -> u16 {
+        u16::from_be_bytes([b[o], b[o + 1]])
+    }
+    /// u32 at `o`.
+    pub fn u32(b: &[u8], o: usize) -> u32 {
+        u32::from_be_bytes(b[o..o + 4].try_into().unwrap())
+    }
+    /// u64 at `o`.
+    pub fn u64(b: &[u8], o: usize) -> u64 {
+        u64::from_be_bytes(b[o..o + 8].try_into().unwrap())
+    }
+}

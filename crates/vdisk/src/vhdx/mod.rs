@@ -1,0 +1,12 @@
+//! vhdx reader (to be implemented).
+
+use crate::disk::Disk;
+use crate::error::{Error, Result};
+use crate::file::ImageFile;
+use crate::gate::OpenCtx;
+use std::sync::Arc;
+
+/// Open a vhdx image.
+pub fn open(file: Arc<ImageFile>, _ctx: &OpenCtx) -> Result<Box<dyn Disk>> {
+    Err(Error::unsupported(file.path(), "vhdx reader not implemented yet"))
+}

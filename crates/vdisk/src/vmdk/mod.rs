@@ -1,0 +1,12 @@
+//! vmdk reader (to be implemented).
+
+use crate::disk::Disk;
+use crate::error::{Error, Result};
+use crate::file::ImageFile;
+use crate::gate::OpenCtx;
+use std::sync::Arc;
+
+/// Open a vmdk image.
+pub fn open(file: Arc<ImageFile>, _ctx: &OpenCtx) -> Result<Box<dyn Disk>> {
+    Err(Error::unsupported(file.path(), "vmdk reader not implemented yet"))
+}

@@ -1,0 +1,1 @@
+//! Output writers (qcow2, raw). Filled in by the conversion work.

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (README): installs the test oracles, checks
+# formatting and lints, runs every test against the real tools, and runs
+# each fuzz target briefly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== tests"
+cargo test --workspace 2>&1 | tee target/test.log
+echo "== fuzz (brief)"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+echo "== test summary"
+passed=$(grep -E '^test result:' target/test.log | awk '{s+=$4} END {print s+0}')
+failed=$(grep -E '^test result:' target/test.log | awk '{s+=$6} END {print s+0}')
+echo "$passed passed, $failed failed"
