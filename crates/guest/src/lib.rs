@@ -1,3 +1,9 @@
-//! Guest inspection: partition tables, boot sectors, CHS geometry, OS detection and offline fixes.
+//! Guest inspection: partition tables, boot sectors, CHS geometry, the
+//! guest filesystem facade, OS detection and offline fixes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod bpb;
+pub mod fs;
+pub mod geometry;
+pub mod partition;

@@ -1,0 +1,1 @@
+//! bpb (to be implemented).

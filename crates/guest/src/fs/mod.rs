@@ -1,0 +1,1 @@
+//! Guest filesystem facade (NTFS, FAT, ext4 read-only) (to be implemented).

@@ -1,0 +1,1 @@
+//! partition (to be implemented).
