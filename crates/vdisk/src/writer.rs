@@ -1,1 +1,0 @@
-//! Output writers (qcow2, raw). Filled in by the conversion work.

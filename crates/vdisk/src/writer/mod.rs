@@ -1,0 +1,126 @@
+//! Output writers. A writer receives the disk in cluster order (the
+//! conversion pipeline reorders parallel work) and writes it to a temporary
+//! file in the target directory, which [`Output::commit`] fsyncs and renames
+//! into place; dropping an uncommitted output removes the temporary file.
+
+mod qcow2;
+mod raw;
+
+pub use qcow2::{Qcow2Options, Qcow2Writer};
+pub use raw::RawWriter;
+
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Compression for qcow2 outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// qcow2 compression type 0: raw deflate.
+    Zlib,
+    /// qcow2 compression type 1: zstd.
+    Zstd,
+}
+
+/// What one output cluster holds.
+#[derive(Debug)]
+pub enum Payload {
+    /// Reads as zero: nothing is written (raw: a hole; qcow2: unallocated).
+    Zero,
+    /// Uncompressed cluster bytes (the last cluster may be short).
+    Data(Vec<u8>),
+    /// A compressed cluster (qcow2 only).
+    Compressed(Vec<u8>),
+}
+
+/// A file being written under a temporary name next to its final path.
+#[derive(Debug)]
+pub struct TempOutput {
+    final_path: PathBuf,
+    tmp_path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempOutput {
+    /// Create `.<name>.tmp-<pid>` beside `final_path`. Refuses to
+    /// overwrite an existing `final_path` unless `overwrite`.
+    pub fn create(final_path: &Path, overwrite: bool) -> Result<Self> {
+        if final_path.exists() && !overwrite {
+            return Err(Error::refused(final_path, "output already exists"));
+        }
+        let dir = final_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = final_path
+            .file_name()
+            .ok_or_else(|| Error::refused(final_path, "output path has no file name"))?;
+        let tmp_path = dir.join(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(|e| Error::io(&tmp_path, None, "cannot create output", e))?;
+        Ok(TempOutput {
+            final_path: final_path.to_path_buf(),
+            tmp_path,
+            file: Some(file),
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&self) -> &File {
+        self.file.as_ref().expect("output already committed")
+    }
+
+    /// Path of the temporary file (for error messages).
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+
+    /// fsync, rename to the final name, fsync the directory.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let f = self.file.take().expect("output already committed");
+        f.sync_all()
+            .map_err(|e| Error::io(&self.tmp_path, None, "fsync failed", e))?;
+        drop(f);
+        std::fs::rename(&self.tmp_path, &self.final_path)
+            .map_err(|e| Error::io(&self.final_path, None, "rename failed", e))?;
+        if let Some(dir) = self.final_path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// A sequential output: clusters arrive in increasing order.
+pub trait SeqWriter: Send {
+    /// Cluster size the writer wants payloads in.
+    fn cluster_size(&self) -> u64;
+    /// Whether [`Payload::Compressed`] is accepted.
+    fn accepts_compressed(&self) -> bool;
+    /// Write cluster number `index` (virtual offset `index * cluster_size`).
+    fn put(&mut self, index: u64, payload: Payload) -> Result<()>;
+    /// Finish metadata, fsync and rename into place.
+    fn finish(self: Box<Self>) -> Result<PathBuf>;
+}
