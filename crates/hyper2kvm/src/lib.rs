@@ -1,0 +1,6 @@
+//! hyper2kvm's pipeline pieces that sit above the layer crates: migration
+//! orchestration and validation by booting. The CLI (`main.rs`, `cmd/`) is a
+//! thin front end over this library.
+#![forbid(unsafe_code)]
+
+pub mod validate;

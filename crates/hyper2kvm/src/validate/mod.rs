@@ -1,0 +1,1 @@
+//! Validation by booting (to be implemented).
