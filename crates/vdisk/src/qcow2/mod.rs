@@ -1,12 +1,26 @@
-//! qcow2 reader (to be implemented).
+//! qcow2 (QEMU copy-on-write v2/v3) images.
+//!
+//! Reading: [`open`] (via [`crate::probe`]) gives a [`Qcow2Disk`]: L1/L2
+//! lookup with a bounded LRU cache of L2 tables, zlib/zstd compressed
+//! clusters, zero clusters, extended L2 (subclusters) and backing files
+//! opened only through the open gate. Encryption and external data files
+//! are refused with [`crate::ErrorKind::Unsupported`].
+
+mod cache;
+mod compress;
+pub mod header;
+mod reader;
+
+pub use header::{Compression, Header};
+pub use reader::Qcow2Disk;
 
 use crate::disk::Disk;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::file::ImageFile;
 use crate::gate::OpenCtx;
 use std::sync::Arc;
 
-/// Open a qcow2 image.
-pub fn open(file: Arc<ImageFile>, _ctx: &OpenCtx) -> Result<Box<dyn Disk>> {
-    Err(Error::unsupported(file.path(), "qcow2 reader not implemented yet"))
+/// Open a qcow2 image (already probed) within the gate context `ctx`.
+pub fn open(file: Arc<ImageFile>, ctx: &OpenCtx) -> Result<Box<dyn Disk>> {
+    Ok(Box::new(Qcow2Disk::open(file, ctx)?))
 }
