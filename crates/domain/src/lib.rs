@@ -35,6 +35,11 @@
 
 pub mod error;
 pub mod guestos;
+pub mod libvirt;
+pub mod manifest;
+pub mod ova;
+pub mod ovf;
+pub mod vbox;
 pub mod model;
 pub mod vmx;
 pub mod xml;
