@@ -1,3 +1,38 @@
-//! Windows registry hive engine: read, edit in place, create, transaction-log replay, .reg import/export.
+//! Windows registry hive engine: read, edit in place, create, transaction-log
+//! replay, `.reg` import/export.
+//!
+//! ```no_run
+//! # fn main() -> regf::Result<()> {
+//! let mut hive = regf::Hive::from_file("SYSTEM")?;
+//! let ccs = hive.current_control_set()?.unwrap_or("ControlSet001".into());
+//! let svc = format!("{ccs}\\Services\\viostor");
+//! hive.create_key(&svc)?;
+//! hive.set_value(&svc, "Start", &regf::Value::Dword(0))?;
+//! assert!(hive.check().is_empty());
+//! hive.write_to("SYSTEM")?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod base;
+mod check;
+mod edit;
+mod error;
+mod hive;
+mod log;
+mod marvin;
+mod names;
+mod read;
+mod security;
+mod value;
+
+pub use base::{checksum, BaseBlock};
+pub use check::{check_bytes, Problem, Severity};
+pub use error::{Error, ErrorKind, Result};
+pub use hive::{write_atomic, Hive};
+pub use log::{log_files, open_file_with_logs, LogFile, ReplayPolicy, ReplayReport};
+pub use marvin::{marvin32, LOG_SEED};
+pub use read::{Key, ValueRef, BIG_DATA_SEGMENT};
+pub use security::default_descriptor;
+pub use value::*;
