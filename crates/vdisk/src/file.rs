@@ -12,6 +12,9 @@ pub struct ImageFile {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Where this image starts inside `file` (non-zero for an image stored
+    /// inside another file, e.g. a disk inside an OVA tar).
+    base: u64,
 }
 
 impl ImageFile {
@@ -28,7 +31,29 @@ impl ImageFile {
             path: path.to_path_buf(),
             file,
             len: meta.len(),
+            base: 0,
         })
+    }
+
+    /// Open `len` bytes at `offset` of `container` as an image file of its
+    /// own (read in place, e.g. an uncompressed disk inside an OVA tar).
+    /// `label` names it in errors, e.g. `vm.ova/disk1.vmdk`.
+    pub fn open_slice(container: &Path, offset: u64, len: u64, label: &Path) -> Result<Self> {
+        let mut f = ImageFile::open(container)?;
+        match offset.checked_add(len) {
+            Some(end) if end <= f.len => {}
+            _ => {
+                return Err(Error::corrupt(
+                    container,
+                    offset,
+                    format!("embedded image of {len} bytes runs past the end of the file"),
+                ))
+            }
+        }
+        f.base = offset;
+        f.len = len;
+        f.path = label.to_path_buf();
+        Ok(f)
     }
 
     /// The file's path as opened.
@@ -65,7 +90,7 @@ impl ImageFile {
             }
         }
         self.file
-            .read_exact_at(buf, offset)
+            .read_exact_at(buf, self.base + offset)
             .map_err(|e| Error::io(&self.path, Some(offset), "read failed", e))
     }
 

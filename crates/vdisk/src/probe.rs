@@ -91,6 +91,15 @@ pub fn open_with(path: &Path, ctx: &OpenCtx) -> Result<Box<dyn Disk>> {
     open_format(file, fmt, &ctx)
 }
 
+/// Open an already opened file (e.g. [`ImageFile::open_slice`]) of any
+/// format, probed by content.
+pub fn open_file(file: ImageFile, options: OpenOptions) -> Result<Box<dyn Disk>> {
+    let ctx = OpenCtx::new(options).enter(file.path())?;
+    let file = Arc::new(file);
+    let fmt = detect(&file)?;
+    open_format(file, fmt, &ctx)
+}
+
 /// Open `file` as the given format (skipping the probe).
 pub fn open_format(file: Arc<ImageFile>, fmt: Format, ctx: &OpenCtx) -> Result<Box<dyn Disk>> {
     match fmt {
