@@ -220,3 +220,97 @@ pub fn snapshot_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v.sort();
     v
 }
+
+/// Like [`assert_same_as_raw`] but for big sparse raw files: the holes of
+/// `raw` (found with `qemu-img map -f raw`, i.e. SEEK_DATA) are not read
+/// from the file; the disk must read zeros there. With `sample_holes`, only
+/// a 1 MiB window every 128 MiB (and each hole's ends) is read from the
+/// disk inside holes.
+pub fn assert_same_as_sparse_raw(disk: &dyn Disk, dir: &Path, raw: &Path, sample_holes: bool) {
+    let f = File::open(raw).unwrap();
+    let len = f.metadata().unwrap().len();
+    assert_eq!(disk.size(), len, "virtual size vs {}", raw.display());
+    let out = qemu_img(dir, &["map", "--output=json", "-f", "raw", raw.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    const CH: u64 = 4 << 20;
+    let zeros = vec![0u8; CH as usize];
+    let mut a = vec![0u8; CH as usize];
+    let mut b = vec![0u8; CH as usize];
+    for e in v.as_array().unwrap() {
+        let start = e["start"].as_u64().unwrap();
+        let end = start + e["length"].as_u64().unwrap();
+        let data = e["data"].as_bool().unwrap();
+        let mut off = start;
+        while off < end {
+            let n = CH.min(end - off) as usize;
+            let skip = !data
+                && sample_holes
+                && off - start >= CH
+                && end - off > CH
+                && (off - start) % (128 << 20) >= CH;
+            if skip {
+                off += n as u64;
+                continue;
+            }
+            disk.read_at(&mut a[..n], off).unwrap();
+            let want: &[u8] = if data {
+                f.read_exact_at(&mut b[..n], off).unwrap();
+                &b[..n]
+            } else {
+                &zeros[..n]
+            };
+            if a[..n] != *want {
+                let i = a[..n].iter().zip(want).position(|(x, y)| x != y).unwrap();
+                panic!(
+                    "content differs from {} at byte {:#x}: ours {:#x}, expected {:#x}",
+                    raw.display(),
+                    off + i as u64,
+                    a[i],
+                    want[i]
+                );
+            }
+            off += n as u64;
+        }
+    }
+}
+
+/// Patch `bytes` into `path` at `off`.
+pub fn patch(path: &Path, off: u64, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, off).unwrap();
+}
+
+/// Little-endian u32/u64 at `off` of a file.
+pub fn read_u32(path: &Path, off: u64) -> u32 {
+    let mut b = [0u8; 4];
+    File::open(path).unwrap().read_exact_at(&mut b, off).unwrap();
+    u32::from_le_bytes(b)
+}
+
+/// Little-endian u64 at `off` of a file.
+pub fn read_u64(path: &Path, off: u64) -> u64 {
+    let mut b = [0u8; 8];
+    File::open(path).unwrap().read_exact_at(&mut b, off).unwrap();
+    u64::from_le_bytes(b)
+}
+
+/// Field offsets of the KDMV header.
+pub mod kdmv {
+    pub const FLAGS: u64 = 8;
+    pub const CAPACITY: u64 = 12;
+    pub const GRAIN_SIZE: u64 = 20;
+    pub const DESC_OFFSET: u64 = 28;
+    pub const GTES: u64 = 44;
+    pub const RGD: u64 = 48;
+    pub const GD: u64 = 56;
+    pub const NL: u64 = 73;
+}
+
+/// Read the whole disk (small disks only), returning the first error.
+pub fn read_all(disk: &dyn Disk) -> vdisk::Result<Vec<u8>> {
+    let mut v = vec![0u8; disk.size() as usize];
+    for (i, c) in v.chunks_mut(1 << 20).enumerate() {
+        disk.read_at(c, i as u64 * (1 << 20))?;
+    }
+    Ok(v)
+}
