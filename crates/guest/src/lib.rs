@@ -3,7 +3,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod bpb;
+pub mod fixgeo;
 pub mod fs;
 pub mod geometry;
 pub mod partition;
+pub mod testdisk;

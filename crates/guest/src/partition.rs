@@ -1,1 +1,0 @@
-//! partition (to be implemented).
