@@ -12,7 +12,17 @@ fn sparse_image(dir: &Path, name: &str) -> Vec<u8> {
     standard_pattern(&raw);
     qemu_img(
         dir,
-        &["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicSparse", "pattern.raw", name],
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=monolithicSparse",
+            "pattern.raw",
+            name,
+        ],
     );
     file_bytes(&raw)
 }
@@ -37,7 +47,10 @@ fn truncated_kdmv() {
     let d = vdisk::open(&p).unwrap();
     let e = read_all(d.as_ref()).expect_err("grain past end of file");
     assert_eq!(e.kind, ErrorKind::Corrupt, "{e}");
-    assert!(e.offset.is_some() && e.path.as_deref() == Some(p.as_path()), "{e}");
+    assert!(
+        e.offset.is_some() && e.path.as_deref() == Some(p.as_path()),
+        "{e}"
+    );
 }
 
 #[test]
@@ -52,7 +65,10 @@ fn grain_directory_past_eof_uses_redundant_copy_then_fails() {
     patch(&p, gd, &0xffff_ff00u32.to_le_bytes());
     let d = vdisk::open(&p).unwrap();
     let w = d.layer().warnings;
-    assert!(w.iter().any(|w| w.contains("redundant grain directory")), "{w:?}");
+    assert!(
+        w.iter().any(|w| w.contains("redundant grain directory")),
+        "{w:?}"
+    );
     assert_eq!(read_all(d.as_ref()).unwrap(), want);
     patch(&p, rgd, &0xffff_ff00u32.to_le_bytes());
     let e = open_err(&p);
@@ -86,11 +102,27 @@ fn absurd_header_fields() {
     ];
     let cases: &[(&str, u64, Vec<u8>)] = &[
         ("capacity", kdmv::CAPACITY, u64::MAX.to_le_bytes().to_vec()),
-        ("capacity", kdmv::CAPACITY, (1u64 << 50).to_le_bytes().to_vec()),
+        (
+            "capacity",
+            kdmv::CAPACITY,
+            (1u64 << 50).to_le_bytes().to_vec(),
+        ),
         ("grain size", kdmv::GRAIN_SIZE, 0u64.to_le_bytes().to_vec()),
-        ("grain size", kdmv::GRAIN_SIZE, (1u64 << 40).to_le_bytes().to_vec()),
-        ("grain table entries", kdmv::GTES, 0u32.to_le_bytes().to_vec()),
-        ("grain table entries", kdmv::GTES, u32::MAX.to_le_bytes().to_vec()),
+        (
+            "grain size",
+            kdmv::GRAIN_SIZE,
+            (1u64 << 40).to_le_bytes().to_vec(),
+        ),
+        (
+            "grain table entries",
+            kdmv::GTES,
+            0u32.to_le_bytes().to_vec(),
+        ),
+        (
+            "grain table entries",
+            kdmv::GTES,
+            u32::MAX.to_le_bytes().to_vec(),
+        ),
         ("grain directories", both_gd[0].0, both_gd[0].1.clone()),
         ("newline", kdmv::NL, b"\r\n\n\n".to_vec()),
         ("version", 4, 9u32.to_le_bytes().to_vec()),
@@ -129,7 +161,12 @@ fn extent_names_outside_the_directory_are_refused() {
     let e = open_err(&dir.join("up.vmdk"));
     assert_eq!(e.kind, ErrorKind::Refused, "{e}");
     let abs = root.join("outside.raw");
-    write_desc(&dir, "abs.vmdk", &format!("RW 2048 FLAT \"{}\" 0", abs.display()), "");
+    write_desc(
+        &dir,
+        "abs.vmdk",
+        &format!("RW 2048 FLAT \"{}\" 0", abs.display()),
+        "",
+    );
     let e = open_err(&dir.join("abs.vmdk"));
     assert_eq!(e.kind, ErrorKind::Refused, "{e}");
     // Allowed explicitly: both read the file.
@@ -193,7 +230,12 @@ fn parent_loops_and_deep_chains_are_refused() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     std::fs::write(dir.join("a.raw"), vec![0u8; 4096]).unwrap();
-    write_desc(dir, "self.vmdk", "RW 8 FLAT \"a.raw\" 0", "parentFileNameHint=\"self.vmdk\"");
+    write_desc(
+        dir,
+        "self.vmdk",
+        "RW 8 FLAT \"a.raw\" 0",
+        "parentFileNameHint=\"self.vmdk\"",
+    );
     let e = open_err(&dir.join("self.vmdk"));
     assert_eq!(e.kind, ErrorKind::Refused, "{e}");
     assert!(e.message.contains("loops"), "{e}");
@@ -220,7 +262,19 @@ fn missing_parent_names_the_file() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     sparse_image(dir, "base.vmdk");
-    qemu_img(dir, &["create", "-f", "vmdk", "-b", "base.vmdk", "-F", "vmdk", "delta.vmdk"]);
+    qemu_img(
+        dir,
+        &[
+            "create",
+            "-f",
+            "vmdk",
+            "-b",
+            "base.vmdk",
+            "-F",
+            "vmdk",
+            "delta.vmdk",
+        ],
+    );
     std::fs::remove_file(dir.join("base.vmdk")).unwrap();
     let e = open_err(&dir.join("delta.vmdk"));
     assert!(e.to_string().contains("base.vmdk"), "{e}");
@@ -235,7 +289,17 @@ fn stream_grain_inflating_beyond_grain_size() {
     sparse_image(dir, "unused.vmdk");
     qemu_img(
         dir,
-        &["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", "pattern.raw", "s.vmdk"],
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            "pattern.raw",
+            "s.vmdk",
+        ],
     );
     let p = dir.join("s.vmdk");
     let gd = read_u64(&p, kdmv::GD) * 512;
@@ -264,7 +328,8 @@ fn stream_grain_inflating_beyond_grain_size() {
 fn oversized_descriptor_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("big.vmdk");
-    let mut text = b"# Disk DescriptorFile\nversion=1\nCID=1\ncreateType=\"monolithicFlat\"\n".to_vec();
+    let mut text =
+        b"# Disk DescriptorFile\nversion=1\nCID=1\ncreateType=\"monolithicFlat\"\n".to_vec();
     text.resize(2 << 20, b' ');
     std::fs::write(&p, text).unwrap();
     let e = open_err(&p);

@@ -22,11 +22,17 @@ fn check_against_oracles(dir: &Path, img: &str, original_raw: &Path, extents: us
     let info = vmdkinfo(dir, img);
     assert_eq!(info_media_size(&info), disk.size(), "{info}");
     assert_eq!(
-        info_field(&info, "Number of extents").parse::<usize>().unwrap(),
+        info_field(&info, "Number of extents")
+            .parse::<usize>()
+            .unwrap(),
         extents
     );
     let desc = read_descriptor(&dir.join(img)).unwrap().unwrap();
-    let cid = u32::from_str_radix(info_field(&info, "Content identifier").trim_start_matches("0x"), 16).unwrap();
+    let cid = u32::from_str_radix(
+        info_field(&info, "Content identifier").trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
     assert_eq!(desc.cid, Some(cid));
     let layer = disk.layer();
     assert_eq!(layer.format, "vmdk");
@@ -69,8 +75,14 @@ fn every_subformat_matches_qemu_and_vmdkinfo() {
             .map(|p| p.metadata().unwrap().len())
             .sum();
         assert_eq!(layer.file_size, total, "{sub}");
-        let expect_extra = usize::from(!sub.starts_with("monolithicSparse") && sub != "streamOptimized");
-        assert_eq!(layer.extra_files.len(), expect_extra, "{sub}: {:?}", layer.extra_files);
+        let expect_extra =
+            usize::from(!sub.starts_with("monolithicSparse") && sub != "streamOptimized");
+        assert_eq!(
+            layer.extra_files.len(),
+            expect_extra,
+            "{sub}: {:?}",
+            layer.extra_files
+        );
         // qemu writes geometry into every descriptor.
         assert!(disk.geometry_hints().physical.is_some(), "{sub}");
     }
@@ -103,7 +115,10 @@ fn two_gb_split_sets_have_several_parts() {
         assert_eq!(layer.extra_files.len(), 2, "{:?}", layer.extra_files);
         for (i, p) in layer.extra_files.iter().enumerate() {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(name.ends_with(&format!("{suffix}{:03}.vmdk", i + 1)), "{name}");
+            assert!(
+                name.ends_with(&format!("{suffix}{:03}.vmdk", i + 1)),
+                "{name}"
+            );
         }
         // Sparse: every byte compared (holes of the raw files are known
         // zeros); flat: data fully, holes sampled (reading 2 GiB of file
@@ -141,7 +156,12 @@ fn zeroed_grains_read_as_zero_extents() {
     let dir = t.path();
     let raw = dir.join("pattern.raw");
     standard_pattern(&raw);
-    convert(dir, "monolithicSparse", &["-o", "zeroed_grain=on"], "z.vmdk");
+    convert(
+        dir,
+        "monolithicSparse",
+        &["-o", "zeroed_grain=on"],
+        "z.vmdk",
+    );
     // Zero whole grains that hold data: qemu records them as GTE 1.
     qemu_io(dir, "z.vmdk", &["write -z 0 512k", "write -z 8M 64k"]);
     let disk = vdisk::open(&dir.join("z.vmdk")).unwrap();
@@ -153,7 +173,10 @@ fn zeroed_grains_read_as_zero_extents() {
     assert_eq!((e.kind, e.len), (ExtentKind::Zero, 512 * 1024));
     let e = disk.extent(8 << 20, 1 << 20).unwrap();
     assert_eq!(e.kind, ExtentKind::Zero);
-    assert!(map.iter().any(|m| m.start == 0 && m.zero && !m.data), "{map:?}");
+    assert!(
+        map.iter().any(|m| m.start == 0 && m.zero && !m.data),
+        "{map:?}"
+    );
 }
 
 #[test]
@@ -163,11 +186,27 @@ fn snapshot_delta_reads_through_to_parent() {
     let raw = dir.join("pattern.raw");
     standard_pattern(&raw);
     convert(dir, "monolithicSparse", &[], "base.vmdk");
-    qemu_img(dir, &["create", "-f", "vmdk", "-b", "base.vmdk", "-F", "vmdk", "delta.vmdk"]);
+    qemu_img(
+        dir,
+        &[
+            "create",
+            "-f",
+            "vmdk",
+            "-b",
+            "base.vmdk",
+            "-F",
+            "vmdk",
+            "delta.vmdk",
+        ],
+    );
     qemu_io(
         dir,
         "delta.vmdk",
-        &["write -P 0x33 4k 8k", "write -P 0x33 2M 1M", "write -P 0x44 24M 3584"],
+        &[
+            "write -P 0x33 4k 8k",
+            "write -P 0x33 2M 1M",
+            "write -P 0x44 24M 3584",
+        ],
     );
     let before = snapshot_dir(dir);
     let disk = vdisk::open(&dir.join("delta.vmdk")).unwrap();
@@ -177,7 +216,11 @@ fn snapshot_delta_reads_through_to_parent() {
     assert_map_agrees(disk.as_ref(), &qemu_map(dir, "delta.vmdk"));
     let parent = disk.backing().expect("delta has a parent");
     assert_eq!(parent.layer().path, dir.join("base.vmdk"));
-    assert!(disk.layer().warnings.is_empty(), "{:?}", disk.layer().warnings);
+    assert!(
+        disk.layer().warnings.is_empty(),
+        "{:?}",
+        disk.layer().warnings
+    );
     assert_eq!(vdisk::disk::chain(disk.as_ref()).len(), 2);
     let info = vmdkinfo(dir, "delta.vmdk");
     let pcid = info_field(&info, "Parent content identifier");
@@ -194,7 +237,19 @@ fn cid_mismatch_is_a_warning() {
     let raw = dir.join("pattern.raw");
     standard_pattern(&raw);
     convert(dir, "monolithicFlat", &[], "base.vmdk");
-    qemu_img(dir, &["create", "-f", "vmdk", "-b", "base.vmdk", "-F", "vmdk", "delta.vmdk"]);
+    qemu_img(
+        dir,
+        &[
+            "create",
+            "-f",
+            "vmdk",
+            "-b",
+            "base.vmdk",
+            "-F",
+            "vmdk",
+            "delta.vmdk",
+        ],
+    );
     // "Modify" the parent: change its CID.
     let text = std::fs::read_to_string(dir.join("base.vmdk")).unwrap();
     let d = vdisk::vmdk::parse_descriptor(&text).unwrap();
@@ -204,7 +259,8 @@ fn cid_mismatch_is_a_warning() {
     let disk = vdisk::open(&dir.join("delta.vmdk")).unwrap();
     let w = disk.layer().warnings;
     assert!(
-        w.iter().any(|w| w.contains("modified since the child was created")),
+        w.iter()
+            .any(|w| w.contains("modified since the child was created")),
         "{w:?}"
     );
     assert_same_as_raw(disk.as_ref(), &raw);

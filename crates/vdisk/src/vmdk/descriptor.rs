@@ -231,12 +231,20 @@ fn parse_extent(line: usize, text: &str) -> Result<ExtentLine, DescriptorError> 
         "RW" => Access::ReadWrite,
         "RDONLY" => Access::ReadOnly,
         "NOACCESS" => Access::NoAccess,
-        a => return Err(err(line, format!("extent access {a:?}; expected RW, RDONLY or NOACCESS"))),
+        a => {
+            return Err(err(
+                line,
+                format!("extent access {a:?}; expected RW, RDONLY or NOACCESS"),
+            ))
+        }
     };
     let size = word();
-    let sectors: u64 = size
-        .parse()
-        .map_err(|_| err(line, format!("extent size {size:?}; expected a sector count")))?;
+    let sectors: u64 = size.parse().map_err(|_| {
+        err(
+            line,
+            format!("extent size {size:?}; expected a sector count"),
+        )
+    })?;
     let kind_s = word();
     let kind = ExtentType::parse(kind_s).ok_or_else(|| {
         err(
@@ -260,9 +268,12 @@ fn parse_extent(line: usize, text: &str) -> Result<ExtentLine, DescriptorError> 
     let mut offset = 0;
     if !rest.is_empty() {
         let w = rest.split_whitespace().next().unwrap_or("");
-        offset = w
-            .parse()
-            .map_err(|_| err(line, format!("extent offset {w:?}; expected a sector number")))?;
+        offset = w.parse().map_err(|_| {
+            err(
+                line,
+                format!("extent offset {w:?}; expected a sector number"),
+            )
+        })?;
     }
     match (&file, kind) {
         (None, ExtentType::Zero) => {}
@@ -336,9 +347,10 @@ pub fn parse_descriptor(text: &str) -> Result<Descriptor, DescriptorError> {
         let value = unquote(v);
         match key {
             "version" => {
-                d.version = Some(value.parse().map_err(|_| {
-                    err(line, format!("version is {value:?}; expected a number"))
-                })?)
+                d.version =
+                    Some(value.parse().map_err(|_| {
+                        err(line, format!("version is {value:?}; expected a number"))
+                    })?)
             }
             "encoding" => d.encoding = Some(value.to_string()),
             "CID" => d.cid = Some(parse_hex_u32(line, key, value)?),
@@ -405,7 +417,10 @@ mod tests {
     #[test]
     fn stops_at_nul_and_keeps_unknowns() {
         let d = parse_descriptor("isNativeSnapshot=\"no\"\nfoo bar\n\0garbage=1").unwrap();
-        assert_eq!(d.other.get("isNativeSnapshot").map(String::as_str), Some("no"));
+        assert_eq!(
+            d.other.get("isNativeSnapshot").map(String::as_str),
+            Some("no")
+        );
         assert!(!d.other.contains_key("garbage"));
         assert_eq!(d.ignored_lines, vec![(2, "foo bar".to_string())]);
     }

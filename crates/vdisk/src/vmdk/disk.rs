@@ -105,9 +105,10 @@ impl VmdkDisk {
                         note_latin1(&mut warnings, &main, latin1);
                         d
                     });
-                    if let Some(total) = desc.as_ref().and_then(|d| {
-                        (!d.extents.is_empty()).then(|| d.total_sectors()).flatten()
-                    }) {
+                    if let Some(total) = desc
+                        .as_ref()
+                        .and_then(|d| (!d.extents.is_empty()).then(|| d.total_sectors()).flatten())
+                    {
                         if total != h.capacity {
                             warnings.push(format!(
                                 "{}: embedded descriptor extents total {total} sectors, header capacity is {}",
@@ -120,7 +121,14 @@ impl VmdkDisk {
                         .as_ref()
                         .and_then(|d| d.create_type.clone())
                         .or_else(|| {
-                            Some(if sp.compressed() { "streamOptimized" } else { "monolithicSparse" }.into())
+                            Some(
+                                if sp.compressed() {
+                                    "streamOptimized"
+                                } else {
+                                    "monolithicSparse"
+                                }
+                                .into(),
+                            )
                         });
                     warnings.extend(sp.warnings.iter().cloned());
                     let ext = vec![VExtent {
@@ -207,7 +215,11 @@ impl VmdkDisk {
         let mut start = 0u64;
         for l in &d.extents {
             if l.sectors == 0 {
-                warnings.push(format!("{}: descriptor line {}: empty extent ignored", main.display(), l.line));
+                warnings.push(format!(
+                    "{}: descriptor line {}: empty extent ignored",
+                    main.display(),
+                    l.line
+                ));
                 continue;
             }
             let len = l
@@ -236,7 +248,11 @@ impl VmdkDisk {
             start += len;
         }
         if out.is_empty() {
-            return Err(Error::corrupt(main, 0, "descriptor lists only empty extents"));
+            return Err(Error::corrupt(
+                main,
+                0,
+                "descriptor lists only empty extents",
+            ));
         }
         Ok((out, files.opened))
     }
@@ -275,7 +291,7 @@ impl VmdkDisk {
                         f.path().display()
                     ));
                 }
-                let start = l.offset.checked_mul(512).unwrap_or(u64::MAX);
+                let start = l.offset.saturating_mul(512);
                 let need = start.saturating_add(len);
                 if f.len() < need {
                     return Err(Error::corrupt(

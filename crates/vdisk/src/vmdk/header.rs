@@ -99,7 +99,10 @@ pub fn read_sparse_header(file: &ImageFile) -> Result<SparseHeader> {
     if h.version == 0 || h.version > 3 {
         return Err(Error::unsupported(
             path,
-            format!("sparse extent version {}; versions 1 to 3 are supported", h.version),
+            format!(
+                "sparse extent version {}; versions 1 to 3 are supported",
+                h.version
+            ),
         ));
     }
     if h.flags & FLAG_NL_DETECT != 0 && h.nl_chars != *b"\n \r\n" {

@@ -3,8 +3,8 @@
 
 use super::cache::Lru;
 use super::header::{
-    read_cowd_header, read_sparse_header, unsupported_compression, SparseHeader,
-    COWD_GTES_PER_GT, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_RGD, FLAG_ZERO_GRAIN,
+    read_cowd_header, read_sparse_header, unsupported_compression, SparseHeader, COWD_GTES_PER_GT,
+    FLAG_COMPRESSED, FLAG_MARKERS, FLAG_RGD, FLAG_ZERO_GRAIN,
 };
 use crate::error::{Error, Result};
 use crate::file::{le, ImageFile};
@@ -170,7 +170,10 @@ impl SparseExtent {
         let mut warnings = Vec::new();
         let gd = match read_gd(&file, p.gd_sector, needed, gt_bytes) {
             Ok(gd) => gd,
-            Err(primary) => match p.rgd_sector.map(|s| (s, read_gd(&file, s, needed, gt_bytes))) {
+            Err(primary) => match p
+                .rgd_sector
+                .map(|s| (s, read_gd(&file, s, needed, gt_bytes)))
+            {
                 Some((s, Ok(gd))) => {
                     warnings.push(format!(
                         "{}: primary grain directory unusable ({primary}); using the redundant grain directory at sector {s}",
@@ -353,7 +356,13 @@ impl SparseExtent {
         let mut out = vec![0u8; gb + 1];
         let status = d
             .decompress(data, &mut out, FlushDecompress::Finish)
-            .map_err(|e| Error::corrupt(path, off, format!("invalid deflate data in grain {grain}: {e}")))?;
+            .map_err(|e| {
+                Error::corrupt(
+                    path,
+                    off,
+                    format!("invalid deflate data in grain {grain}: {e}"),
+                )
+            })?;
         let produced = d.total_out() as usize;
         if produced > gb {
             return Err(Error::corrupt(
@@ -387,7 +396,11 @@ impl SparseExtent {
 fn read_gd(file: &ImageFile, sector: u64, entries: u64, gt_bytes: u64) -> Result<Vec<u32>> {
     let path = file.path();
     let off = sector.checked_mul(512).ok_or_else(|| {
-        Error::corrupt(path, 56, format!("grain directory sector {sector} is absurd"))
+        Error::corrupt(
+            path,
+            56,
+            format!("grain directory sector {sector} is absurd"),
+        )
     })?;
     let bytes = entries * 4;
     if off == 0 || off.saturating_add(bytes) > file.len() {

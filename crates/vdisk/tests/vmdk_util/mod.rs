@@ -15,7 +15,10 @@ pub fn require(tool: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false);
-    assert!(found, "oracle `{tool}` is not installed; this test needs it");
+    assert!(
+        found,
+        "oracle `{tool}` is not installed; this test needs it"
+    );
 }
 
 /// Run a command in `dir`, assert success, return stdout.
@@ -116,7 +119,11 @@ pub fn assert_same_as_raw(disk: &dyn Disk, raw: &Path) {
         disk.read_at(&mut a[..n], off).unwrap();
         f.read_exact_at(&mut b[..n], off).unwrap();
         if a[..n] != b[..n] {
-            let i = a[..n].iter().zip(&b[..n]).position(|(x, y)| x != y).unwrap();
+            let i = a[..n]
+                .iter()
+                .zip(&b[..n])
+                .position(|(x, y)| x != y)
+                .unwrap();
             panic!(
                 "content differs from {} at byte {:#x}: ours {:#x}, expected {:#x}",
                 raw.display(),
@@ -191,7 +198,11 @@ pub fn vmdkinfo(dir: &Path, img: &str) -> String {
 /// Value after `label:` in vmdkinfo output.
 pub fn info_field<'a>(info: &'a str, label: &str) -> &'a str {
     info.lines()
-        .find_map(|l| l.trim().strip_prefix(label).map(|r| r.trim_start_matches(':').trim()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(label)
+                .map(|r| r.trim_start_matches(':').trim())
+        })
         .unwrap_or_else(|| panic!("vmdkinfo output lacks {label:?}:\n{info}"))
 }
 
@@ -215,7 +226,12 @@ pub fn snapshot_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file() && p.metadata().unwrap().len() < (64 << 20))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), file_bytes(&p)))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                file_bytes(&p),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -230,7 +246,10 @@ pub fn assert_same_as_sparse_raw(disk: &dyn Disk, dir: &Path, raw: &Path, sample
     let f = File::open(raw).unwrap();
     let len = f.metadata().unwrap().len();
     assert_eq!(disk.size(), len, "virtual size vs {}", raw.display());
-    let out = qemu_img(dir, &["map", "--output=json", "-f", "raw", raw.to_str().unwrap()]);
+    let out = qemu_img(
+        dir,
+        &["map", "--output=json", "-f", "raw", raw.to_str().unwrap()],
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     const CH: u64 = 4 << 20;
     let zeros = vec![0u8; CH as usize];
@@ -283,14 +302,20 @@ pub fn patch(path: &Path, off: u64, bytes: &[u8]) {
 /// Little-endian u32/u64 at `off` of a file.
 pub fn read_u32(path: &Path, off: u64) -> u32 {
     let mut b = [0u8; 4];
-    File::open(path).unwrap().read_exact_at(&mut b, off).unwrap();
+    File::open(path)
+        .unwrap()
+        .read_exact_at(&mut b, off)
+        .unwrap();
     u32::from_le_bytes(b)
 }
 
 /// Little-endian u64 at `off` of a file.
 pub fn read_u64(path: &Path, off: u64) -> u64 {
     let mut b = [0u8; 8];
-    File::open(path).unwrap().read_exact_at(&mut b, off).unwrap();
+    File::open(path)
+        .unwrap()
+        .read_exact_at(&mut b, off)
+        .unwrap();
     u64::from_le_bytes(b)
 }
 
