@@ -37,11 +37,12 @@ pub mod error;
 pub mod guestos;
 pub mod libvirt;
 pub mod manifest;
+pub mod model;
 pub mod ova;
 pub mod ovf;
 pub mod vbox;
-pub mod model;
 pub mod vmx;
+pub mod writer;
 pub mod xml;
 
 pub use error::{Error, Result};

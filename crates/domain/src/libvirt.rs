@@ -30,25 +30,37 @@ fn target_unit(dev: &str) -> u32 {
         .filter(|c| c.is_ascii_lowercase())
         .map(|c| c as u32 - 'a' as u32)
         .collect();
-    letters.iter().fold(0u32, |acc, l| acc.saturating_mul(26).saturating_add(*l)).min(255)
+    letters
+        .iter()
+        .fold(0u32, |acc, l| acc.saturating_mul(26).saturating_add(*l))
+        .min(255)
 }
 
 /// Parse libvirt domain XML bytes read from `path`.
 pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
     let dom = xml::parse(path, data)?;
     if dom.name != "domain" {
-        return Err(Error::invalid(path, format!("<{}>", dom.name), "root element is not <domain>"));
+        return Err(Error::invalid(
+            path,
+            format!("<{}>", dom.name),
+            "root element is not <domain>",
+        ));
     }
-    let name = dom.child_text("name").filter(|n| !n.is_empty()).unwrap_or("vm");
+    let name = dom
+        .child_text("name")
+        .filter(|n| !n.is_empty())
+        .unwrap_or("vm");
     let mut m = VmModel::new(name, SourceKind::Libvirt);
     if let Some(u) = dom.child_text("uuid") {
-        let u = Uuid::parse_str(u).map_err(|_| Error::invalid(path, "domain/uuid", format!("{u:?} is not a UUID")))?;
+        let u = Uuid::parse_str(u)
+            .map_err(|_| Error::invalid(path, "domain/uuid", format!("{u:?} is not a UUID")))?;
         m.uuid = Some(u);
     }
     if let Some(mem) = dom.child("memory") {
         let unit = mem.attr("unit").unwrap_or("KiB");
-        let mul = unit_multiplier(unit, true)
-            .ok_or_else(|| Error::invalid(path, "domain/memory", format!("unknown unit {unit:?}")))?;
+        let mul = unit_multiplier(unit, true).ok_or_else(|| {
+            Error::invalid(path, "domain/memory", format!("unknown unit {unit:?}"))
+        })?;
         let n: u64 = mem
             .text
             .trim()
@@ -56,7 +68,11 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
             .map_err(|_| Error::invalid(path, "domain/memory", "not a number"))?;
         let mib = n.checked_mul(mul).map(|b| b >> 20).unwrap_or(0);
         if !(1..=64 << 20).contains(&mib) {
-            return Err(Error::invalid(path, "domain/memory", "memory is not between 1 MiB and 64 TiB"));
+            return Err(Error::invalid(
+                path,
+                "domain/memory",
+                "memory is not between 1 MiB and 64 TiB",
+            ));
         }
         m.memory_mib = mib;
     }
@@ -65,30 +81,53 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=1024).contains(n))
-            .ok_or_else(|| Error::invalid(path, "domain/vcpu", format!("{v:?} is not a number between 1 and 1024")))?,
+            .ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    "domain/vcpu",
+                    format!("{v:?} is not a number between 1 and 1024"),
+                )
+            })?,
         None => 1,
     };
     m.cpu = CpuTopology::new(vcpus, 1).0;
     if let Some(t) = dom.at("cpu/topology") {
-        let g = |k: &str| t.attr(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(1).max(1);
+        let g = |k: &str| {
+            t.attr(k)
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(1)
+                .max(1)
+        };
         let (s, c, th) = (g("sockets"), g("cores"), g("threads"));
         if s.checked_mul(c).and_then(|x| x.checked_mul(th)) == Some(vcpus) {
-            m.cpu = CpuTopology { vcpus, sockets: s, cores: c, threads: th };
+            m.cpu = CpuTopology {
+                vcpus,
+                sockets: s,
+                cores: c,
+                threads: th,
+            };
         } else {
-            m.warnings.push(format!("cpu topology {s}x{c}x{th} does not match {vcpus} vCPUs; ignored"));
+            m.warnings.push(format!(
+                "cpu topology {s}x{c}x{th} does not match {vcpus} vCPUs; ignored"
+            ));
         }
     }
     if let Some(os) = dom.child("os") {
         let loader = os.child("loader");
         let efi = os.attr("firmware") == Some("efi")
-            || loader.is_some_and(|l| l.text.to_ascii_uppercase().contains("OVMF") || l.attr("type") == Some("pflash"));
+            || loader.is_some_and(|l| {
+                l.text.to_ascii_uppercase().contains("OVMF") || l.attr("type") == Some("pflash")
+            });
         if efi {
             m.firmware = Firmware {
                 kind: FirmwareKind::Uefi,
                 secure_boot: loader.is_some_and(|l| l.attr("secure") == Some("yes"))
-                    || os
-                        .at("firmware")
-                        .is_some_and(|f| f.children_named("feature").any(|x| x.attr("name") == Some("secure-boot") && x.attr("enabled") == Some("yes"))),
+                    || os.at("firmware").is_some_and(|f| {
+                        f.children_named("feature").any(|x| {
+                            x.attr("name") == Some("secure-boot")
+                                && x.attr("enabled") == Some("yes")
+                        })
+                    }),
             };
         }
     }
@@ -105,12 +144,18 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
         }
         None => GuestOs::unknown(),
     };
-    let ctx = vdisk::OpenCtx::new(vdisk::OpenOptions { allow_outside: opts.allow_outside, ..Default::default() });
+    let ctx = vdisk::OpenCtx::new(vdisk::OpenOptions {
+        allow_outside: opts.allow_outside,
+        ..Default::default()
+    });
     let empty = Element::default();
     let devices = dom.child("devices").unwrap_or(&empty);
     m.vtpm = devices.child("tpm").is_some();
     let mut scsi_models: HashMap<u32, String> = HashMap::new();
-    for c in devices.children_named("controller").filter(|c| c.attr("type") == Some("scsi")) {
+    for c in devices
+        .children_named("controller")
+        .filter(|c| c.attr("type") == Some("scsi"))
+    {
         let idx = c.attr("index").and_then(|i| i.parse().ok()).unwrap_or(0);
         scsi_models.insert(idx, c.attr("model").unwrap_or("").to_string());
     }
@@ -130,36 +175,59 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
             "nvme" => BusKind::Nvme,
             _ => BusKind::Other,
         };
-        let addr = d.child("address").filter(|a| a.attr("type") == Some("drive"));
-        let controller_idx = addr.and_then(|a| a.attr("controller")).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let addr = d
+            .child("address")
+            .filter(|a| a.attr("type") == Some("drive"));
+        let controller_idx = addr
+            .and_then(|a| a.attr("controller"))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let model = match bus {
-            BusKind::Scsi => scsi_models.get(&controller_idx).cloned().unwrap_or_default(),
+            BusKind::Scsi => scsi_models
+                .get(&controller_idx)
+                .cloned()
+                .unwrap_or_default(),
             BusKind::Sata => "ahci".into(),
             BusKind::Ide => "piix3".into(),
             BusKind::Virtio => "virtio-blk".into(),
             _ => String::new(),
         };
-        let controller = Controller { bus, index: controller_idx, model };
+        let controller = Controller {
+            bus,
+            index: controller_idx,
+            model,
+        };
         let unit = target_unit(tdev);
         let src = d.child("source");
         let file = src.and_then(|s| s.attr("file").or(s.attr("dev")));
         if dev == "cdrom" {
-            m.cdroms.push(CdromDevice { controller, unit, image: file.map(String::from) });
+            m.cdroms.push(CdromDevice {
+                controller,
+                unit,
+                image: file.map(String::from),
+            });
             continue;
         }
         if dev != "disk" {
             continue;
         }
         let Some(file) = file else {
-            m.warnings.push(format!("{loc} ({tdev}) has no source file or block device; skipped"));
+            m.warnings.push(format!(
+                "{loc} ({tdev}) has no source file or block device; skipped"
+            ));
             continue;
         };
         let boot = d.child("boot").and_then(|b| b.attr("order")) == Some("1");
         boot_set |= boot;
         m.disks.push(DiskDevice {
-            source: DiskSource::File { path: ctx.resolve(path, file)? },
+            source: DiskSource::File {
+                path: ctx.resolve(path, file)?,
+            },
             source_name: file.to_string(),
-            format_hint: d.child("driver").and_then(|dr| dr.attr("type")).map(String::from),
+            format_hint: d
+                .child("driver")
+                .and_then(|dr| dr.attr("type"))
+                .map(String::from),
             controller,
             unit,
             mode: if d.child("readonly").is_some() || d.child("transient").is_some() {
@@ -185,11 +253,18 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
             "pcnet" => NicModel::Pcnet,
             other => NicModel::Other(other.into()),
         };
-        let (mac, mac_generated) = match n.child("mac").and_then(|x| x.attr("address")).and_then(normalise_mac) {
+        let (mac, mac_generated) = match n
+            .child("mac")
+            .and_then(|x| x.attr("address"))
+            .and_then(normalise_mac)
+        {
             Some(mac) => (mac, false),
             None => {
                 let g = generated_mac(&format!("{}/interface{i}", m.name));
-                m.warnings.push(format!("devices/interface[{}] has no MAC address; generated {g}", i + 1));
+                m.warnings.push(format!(
+                    "devices/interface[{}] has no MAC address; generated {g}",
+                    i + 1
+                ));
                 (g, true)
             }
         };
@@ -197,7 +272,12 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
             .child("source")
             .and_then(|s| s.attr("network").or(s.attr("bridge")).or(s.attr("dev")))
             .map(String::from);
-        m.nics.push(Nic { model, mac, mac_generated, network });
+        m.nics.push(Nic {
+            model,
+            mac,
+            mac_generated,
+            network,
+        });
     }
     m.normalise();
     Ok(m)

@@ -101,7 +101,10 @@ impl Manifest {
                 Error::invalid(
                     path,
                     format!("line {}", n + 1),
-                    format!("expected `SHA256(file)= hexdigest`, found {:?}", line.chars().take(80).collect::<String>()),
+                    format!(
+                        "expected `SHA256(file)= hexdigest`, found {:?}",
+                        line.chars().take(80).collect::<String>()
+                    ),
                 )
             };
             let (algo, rest) = line.split_once('(').ok_or_else(bad)?;
@@ -114,7 +117,10 @@ impl Manifest {
                     return Err(Error::invalid(
                         path,
                         format!("line {}", n + 1),
-                        format!("unknown digest algorithm {:?} (expected SHA1, SHA256 or SHA512)", algo.trim()),
+                        format!(
+                            "unknown digest algorithm {:?} (expected SHA1, SHA256 or SHA512)",
+                            algo.trim()
+                        ),
                     ))
                 }
             };

@@ -78,7 +78,7 @@ impl CpuTopology {
     pub fn new(vcpus: u32, cores_per_socket: u32) -> (CpuTopology, Option<String>) {
         let vcpus = vcpus.max(1);
         let cps = cores_per_socket.max(1);
-        if vcpus % cps == 0 {
+        if vcpus.is_multiple_of(cps) {
             (
                 CpuTopology {
                     vcpus,

@@ -67,7 +67,11 @@ fn check_name(ova: &Path, name: &str) -> Result<()> {
 fn join_entry(ova: &Path, ovf_entry: &str, href: &str) -> Result<String> {
     check_name(ova, href)?;
     let dir = ovf_entry.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let joined = if dir.is_empty() { href.to_string() } else { format!("{dir}/{href}") };
+    let joined = if dir.is_empty() {
+        href.to_string()
+    } else {
+        format!("{dir}/{href}")
+    };
     Ok(joined
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -76,17 +80,25 @@ fn join_entry(ova: &Path, ovf_entry: &str, href: &str) -> Result<String> {
 }
 
 fn norm(name: &str) -> String {
-    name.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
+    name.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 impl Ova {
     /// List, verify the descriptor and parse. See the module docs.
     pub fn open(path: &Path, _opts: &ParseOptions) -> Result<Ova> {
         let f = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-        let file_len = f.metadata().map_err(|e| Error::io(path, "cannot stat", e))?.len();
+        let file_len = f
+            .metadata()
+            .map_err(|e| Error::io(path, "cannot stat", e))?
+            .len();
         let mut ar = tar::Archive::new(f);
         let mut entries = Vec::new();
-        let not_tar = |e: std::io::Error| Error::invalid(path, "tar header", format!("not a valid tar archive: {e}"));
+        let not_tar = |e: std::io::Error| {
+            Error::invalid(path, "tar header", format!("not a valid tar archive: {e}"))
+        };
         for e in ar.entries_with_seek().map_err(not_tar)? {
             let e = e.map_err(not_tar)?;
             let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
@@ -101,16 +113,23 @@ impl Ova {
             }
             let offset = e.raw_file_position();
             let length = e.size();
-            if offset.checked_add(length).map_or(true, |end| end > file_len) {
+            if offset.checked_add(length).is_none_or(|end| end > file_len) {
                 return Err(Error::invalid(
                     path,
                     format!("tar entry {name:?}"),
                     format!("data ({length} bytes at offset {offset}) runs past the end of the file ({file_len} bytes)"),
                 ));
             }
-            entries.push(OvaEntry { name: norm(&name), offset, length });
+            entries.push(OvaEntry {
+                name: norm(&name),
+                offset,
+                length,
+            });
             if entries.len() > MAX_ENTRIES {
-                return Err(Error::refused(path, format!("more than {MAX_ENTRIES} tar entries")));
+                return Err(Error::refused(
+                    path,
+                    format!("more than {MAX_ENTRIES} tar entries"),
+                ));
             }
         }
         let ovf_entry = entries
@@ -131,7 +150,11 @@ impl Ova {
             .entries
             .iter()
             .find(|e| e.name.eq_ignore_ascii_case(&format!("{stem}.mf")))
-            .or_else(|| ova.entries.iter().find(|e| e.name.to_ascii_lowercase().ends_with(".mf")))
+            .or_else(|| {
+                ova.entries
+                    .iter()
+                    .find(|e| e.name.to_ascii_lowercase().ends_with(".mf"))
+            })
             .cloned();
         let ovf_data = ova.read_small(&ovf_entry)?;
         let mut warnings = Vec::new();
@@ -139,7 +162,10 @@ impl Ova {
             check_metadata_size(path, mf.length)?;
             let m = Manifest::parse(path, &ova.read_small(&mf)?)?;
             if m.entry(&ovf_entry.name).is_none() {
-                warnings.push(format!("the manifest {} has no digest for the descriptor", mf.name));
+                warnings.push(format!(
+                    "the manifest {} has no digest for the descriptor",
+                    mf.name
+                ));
             }
             m.check_bytes(&ovf_entry.name, &ovf_data)?;
             ova.manifest = Some(m);
@@ -150,10 +176,16 @@ impl Ova {
         let entries = ova.entries.clone();
         let mut model = ovf::parse_descriptor(&label, &ovf_data, &mut |f: &FileRef| {
             let want = join_entry(path, &ovf_entry.name, &f.href)?;
-            let e = entries
-                .iter()
-                .find(|e| e.name == want)
-                .ok_or_else(|| Error::invalid(path, "tar", format!("the descriptor names file {:?}, which is not in the OVA", f.href)))?;
+            let e = entries.iter().find(|e| e.name == want).ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    "tar",
+                    format!(
+                        "the descriptor names file {:?}, which is not in the OVA",
+                        f.href
+                    ),
+                )
+            })?;
             Ok(DiskSource::OvaEntry {
                 ova: path.to_path_buf(),
                 entry: e.name.clone(),
@@ -169,7 +201,8 @@ impl Ova {
     }
 
     fn read_small(&self, e: &OvaEntry) -> Result<Vec<u8>> {
-        let mut f = File::open(&self.path).map_err(|err| Error::io(&self.path, "cannot open", err))?;
+        let mut f =
+            File::open(&self.path).map_err(|err| Error::io(&self.path, "cannot open", err))?;
         f.seek(SeekFrom::Start(e.offset))
             .map_err(|err| Error::io(&self.path, "cannot seek", err))?;
         let mut buf = Vec::new();
@@ -187,7 +220,8 @@ impl Ova {
 
     /// Stream entry `name` through its manifest digest without extracting.
     pub fn verify_entry(&self, name: &str) -> Result<()> {
-        self.copy_entry(name, false, &mut std::io::sink(), u64::MAX).map(|_| ())
+        self.copy_entry(name, false, &mut std::io::sink(), u64::MAX)
+            .map(|_| ())
     }
 
     /// Copy a disk of [`Ova::model`] into `dest_dir` (gunzipping it if the
@@ -196,10 +230,17 @@ impl Ova {
     /// mismatch the partial file is removed.
     pub fn extract_disk(&self, disk: &DiskDevice, dest_dir: &Path) -> Result<PathBuf> {
         let DiskSource::OvaEntry { entry, gzip, .. } = &disk.source else {
-            return Err(Error::Plan(format!("disk {:?} is not inside an OVA", disk.source_name)));
+            return Err(Error::Plan(format!(
+                "disk {:?} is not inside an OVA",
+                disk.source_name
+            )));
         };
         let base = entry.rsplit('/').next().unwrap_or(entry);
-        let base = if *gzip { base.strip_suffix(".gz").unwrap_or(base) } else { base };
+        let base = if *gzip {
+            base.strip_suffix(".gz").unwrap_or(base)
+        } else {
+            base
+        };
         let dest = dest_dir.join(base);
         let part = dest_dir.join(format!("{base}.part"));
         let mut out = File::create(&part).map_err(|e| Error::io(&part, "cannot create", e))?;
@@ -209,27 +250,40 @@ impl Ova {
             .capacity_bytes
             .map(|c| c.saturating_add(c / 8).saturating_add(64 << 20))
             .unwrap_or(4 << 40);
-        let r = self
-            .copy_entry(entry, *gzip, &mut out, cap)
-            .and_then(|_| out.sync_all().map_err(|e| Error::io(&part, "cannot sync", e)));
+        let r = self.copy_entry(entry, *gzip, &mut out, cap).and_then(|_| {
+            out.sync_all()
+                .map_err(|e| Error::io(&part, "cannot sync", e))
+        });
         drop(out);
         if let Err(e) = r {
             let _ = std::fs::remove_file(&part);
             return Err(e);
         }
-        std::fs::rename(&part, &dest).map_err(|e| Error::io(&dest, "cannot rename the extracted file into place", e))?;
+        std::fs::rename(&part, &dest)
+            .map_err(|e| Error::io(&dest, "cannot rename the extracted file into place", e))?;
         Ok(dest)
     }
 
-    fn copy_entry(&self, name: &str, gunzip: bool, out: &mut dyn Write, max_out: u64) -> Result<u64> {
+    fn copy_entry(
+        &self,
+        name: &str,
+        gunzip: bool,
+        out: &mut dyn Write,
+        max_out: u64,
+    ) -> Result<u64> {
         let e = self
             .entry(name)
             .ok_or_else(|| Error::invalid(&self.path, "tar", format!("no entry {name:?}")))?
             .clone();
-        let mut f = File::open(&self.path).map_err(|err| Error::io(&self.path, "cannot open", err))?;
+        let mut f =
+            File::open(&self.path).map_err(|err| Error::io(&self.path, "cannot open", err))?;
         f.seek(SeekFrom::Start(e.offset))
             .map_err(|err| Error::io(&self.path, "cannot seek", err))?;
-        let digest = self.manifest.as_ref().and_then(|m| m.entry(&e.name)).cloned();
+        let digest = self
+            .manifest
+            .as_ref()
+            .and_then(|m| m.entry(&e.name))
+            .cloned();
         let mut tee = HashingReader {
             inner: f.take(e.length),
             hasher: digest.as_ref().map(|d| d.algorithm.hasher()),
@@ -244,7 +298,11 @@ impl Ova {
             let mut total = 0u64;
             loop {
                 let n = src.read(&mut buf).map_err(|err| {
-                    Error::invalid(&self.path, format!("entry {:?}", e.name), format!("cannot read/decompress: {err}"))
+                    Error::invalid(
+                        &self.path,
+                        format!("entry {:?}", e.name),
+                        format!("cannot read/decompress: {err}"),
+                    )
                 })?;
                 if n == 0 {
                     break;
@@ -253,16 +311,25 @@ impl Ova {
                 if total > max_out {
                     return Err(Error::refused(
                         &self.path,
-                        format!("entry {:?} decompresses to more than {max_out} bytes", e.name),
+                        format!(
+                            "entry {:?} decompresses to more than {max_out} bytes",
+                            e.name
+                        ),
                     ));
                 }
-                out.write_all(&buf[..n])
-                    .map_err(|err| Error::io(&self.path, format!("cannot write extracted {:?}", e.name), err))?;
+                out.write_all(&buf[..n]).map_err(|err| {
+                    Error::io(
+                        &self.path,
+                        format!("cannot write extracted {:?}", e.name),
+                        err,
+                    )
+                })?;
             }
             total
         };
         // Hash whatever the decoder left unread (trailing padding).
-        std::io::copy(&mut tee, &mut std::io::sink()).map_err(|err| Error::io(&self.path, "cannot read", err))?;
+        std::io::copy(&mut tee, &mut std::io::sink())
+            .map_err(|err| Error::io(&self.path, "cannot read", err))?;
         if let (Some(d), Some(h), Some(m)) = (digest, tee.hasher, &self.manifest) {
             m.check(&e.name, d.algorithm, &h.finish_hex())?;
         }

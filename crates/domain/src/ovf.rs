@@ -39,7 +39,10 @@ pub fn parse_file(path: &Path, opts: &ParseOptions) -> Result<VmModel> {
     let mf = path.with_extension("mf");
     if mf.exists() {
         let m = Manifest::parse(&mf, &read_metadata(&mf)?)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         m.check_bytes(&name, &data)?;
     }
     let ctx = vdisk::OpenCtx::new(vdisk::OpenOptions {
@@ -48,7 +51,10 @@ pub fn parse_file(path: &Path, opts: &ParseOptions) -> Result<VmModel> {
     });
     let mut model = parse_descriptor(path, &data, &mut |f: &FileRef| {
         if f.href.contains("://") {
-            return Err(Error::unsupported(path, format!("disk file {:?} is a URL; download it first", f.href)));
+            return Err(Error::unsupported(
+                path,
+                format!("disk file {:?} is a URL; download it first", f.href),
+            ));
         }
         Ok(DiskSource::File {
             path: ctx.resolve(path, &f.href)?,
@@ -67,7 +73,9 @@ pub fn verify_file(ovf: &Path, name: &str, opts: &ParseOptions) -> Result<()> {
         return Ok(());
     }
     let m = Manifest::parse(&mf, &read_metadata(&mf)?)?;
-    let Some(e) = m.entry(name) else { return Ok(()) };
+    let Some(e) = m.entry(name) else {
+        return Ok(());
+    };
     let ctx = vdisk::OpenCtx::new(vdisk::OpenOptions {
         allow_outside: opts.allow_outside,
         ..Default::default()
@@ -77,7 +85,8 @@ pub fn verify_file(ovf: &Path, name: &str, opts: &ParseOptions) -> Result<()> {
     let mut h = e.algorithm.hasher();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(|err| Error::io(&p, "cannot read", err))?;
+        let n = std::io::Read::read(&mut f, &mut buf)
+            .map_err(|err| Error::io(&p, "cannot read", err))?;
         if n == 0 {
             break;
         }
@@ -86,18 +95,32 @@ pub fn verify_file(ovf: &Path, name: &str, opts: &ParseOptions) -> Result<()> {
     m.check(name, e.algorithm, &h.finish_hex())
 }
 
+/// DiskSection entry: (fileRef, capacity in bytes, format URI).
+type DiskDesc = (Option<String>, Option<u64>, Option<String>);
+
 fn item_fields(item: &Element) -> HashMap<&str, &str> {
-    item.children.iter().map(|c| (c.name.as_str(), c.text.trim())).collect()
+    item.children
+        .iter()
+        .map(|c| (c.name.as_str(), c.text.trim()))
+        .collect()
 }
 
 fn parse_capacity(path: &Path, v: &str, units: Option<&str>) -> Result<u64> {
-    let n: u64 = v
-        .trim()
-        .parse()
-        .map_err(|_| Error::invalid(path, "DiskSection", format!("capacity {v:?} is not a number")))?;
+    let n: u64 = v.trim().parse().map_err(|_| {
+        Error::invalid(
+            path,
+            "DiskSection",
+            format!("capacity {v:?} is not a number"),
+        )
+    })?;
     let mul = match units {
-        Some(u) => unit_multiplier(u, false)
-            .ok_or_else(|| Error::invalid(path, "DiskSection", format!("unknown capacityAllocationUnits {u:?}")))?,
+        Some(u) => unit_multiplier(u, false).ok_or_else(|| {
+            Error::invalid(
+                path,
+                "DiskSection",
+                format!("unknown capacityAllocationUnits {u:?}"),
+            )
+        })?,
         None => 1,
     };
     n.checked_mul(mul)
@@ -123,17 +146,27 @@ pub fn parse_descriptor(
     if let Some(refs) = env.child("References") {
         for f in refs.children_named("File") {
             let (Some(id), Some(href)) = (f.attr("id"), f.attr("href")) else {
-                return Err(Error::invalid(path, "References/File", "File without ovf:id or ovf:href"));
+                return Err(Error::invalid(
+                    path,
+                    "References/File",
+                    "File without ovf:id or ovf:href",
+                ));
             };
             let gzip = match f.attr("compression") {
                 None | Some("") | Some("identity") => false,
                 Some("gzip") => true,
                 Some(other) => {
-                    return Err(Error::unsupported(path, format!("file {href:?} uses compression {other:?}")))
+                    return Err(Error::unsupported(
+                        path,
+                        format!("file {href:?} uses compression {other:?}"),
+                    ))
                 }
             };
             if f.attr("chunkSize").is_some() {
-                return Err(Error::unsupported(path, format!("file {href:?} is split into chunks")));
+                return Err(Error::unsupported(
+                    path,
+                    format!("file {href:?} is split into chunks"),
+                ));
             }
             files.insert(
                 id.to_string(),
@@ -147,8 +180,12 @@ pub fn parse_descriptor(
         }
     }
     // DiskSection: diskId → (fileRef, capacity, format).
-    let mut disks: HashMap<String, (Option<String>, Option<u64>, Option<String>)> = HashMap::new();
-    for sect in env.children.iter().filter(|c| c.name == "DiskSection" || c.name == "VirtualDiskDesc") {
+    let mut disks: HashMap<String, DiskDesc> = HashMap::new();
+    for sect in env
+        .children
+        .iter()
+        .filter(|c| c.name == "DiskSection" || c.name == "VirtualDiskDesc")
+    {
         for d in sect.children_named("Disk") {
             let Some(id) = d.attr("diskId") else { continue };
             let cap = match d.attr("capacity") {
@@ -157,7 +194,11 @@ pub fn parse_descriptor(
             };
             disks.insert(
                 id.to_string(),
-                (d.attr("fileRef").map(String::from), cap, d.attr("format").map(String::from)),
+                (
+                    d.attr("fileRef").map(String::from),
+                    cap,
+                    d.attr("format").map(String::from),
+                ),
             );
         }
     }
@@ -181,7 +222,11 @@ pub fn parse_descriptor(
             .attr("osType")
             .map(String::from)
             .or_else(|| os.child_text("OSType").map(String::from))
-            .or_else(|| os.attr("id").filter(|i| *i != "0" && *i != "1").map(String::from))
+            .or_else(|| {
+                os.attr("id")
+                    .filter(|i| *i != "0" && *i != "1")
+                    .map(String::from)
+            })
             .or_else(|| os.child_text("Description").map(String::from))
             .unwrap_or_default();
         m.guest_os = GuestOs::parse(&hint);
@@ -200,7 +245,10 @@ pub fn parse_descriptor(
     let hw = vs
         .child("VirtualHardwareSection")
         .ok_or_else(|| Error::invalid(path, "VirtualSystem", "no <VirtualHardwareSection>"))?;
-    if let Some(id) = hw.at("System").and_then(|s| s.child_text("VirtualSystemIdentifier")) {
+    if let Some(id) = hw
+        .at("System")
+        .and_then(|s| s.child_text("VirtualSystemIdentifier"))
+    {
         if let Ok(u) = Uuid::parse_str(id) {
             m.instance_uuid.get_or_insert(u);
         }
@@ -208,17 +256,31 @@ pub fn parse_descriptor(
     // Default deployment configuration.
     let default_cfg = env
         .child("DeploymentOptionSection")
-        .and_then(|d| d.children_named("Configuration").find(|c| c.attr("default") == Some("true")))
+        .and_then(|d| {
+            d.children_named("Configuration")
+                .find(|c| c.attr("default") == Some("true"))
+        })
         .and_then(|c| c.attr("id"))
         .map(String::from);
     let mut config: HashMap<String, String> = HashMap::new();
-    for c in hw.children.iter().filter(|c| c.name == "Config" || c.name == "ExtraConfig") {
+    for c in hw
+        .children
+        .iter()
+        .filter(|c| c.name == "Config" || c.name == "ExtraConfig")
+    {
         if let (Some(k), Some(v)) = (c.attr("key"), c.attr("value")) {
             config.insert(k.to_ascii_lowercase(), v.to_string());
         }
     }
-    let truthy = |k: &str| config.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if config.get("firmware").is_some_and(|f| f.eq_ignore_ascii_case("efi")) {
+    let truthy = |k: &str| {
+        config
+            .get(k)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
+    if config
+        .get("firmware")
+        .is_some_and(|f| f.eq_ignore_ascii_case("efi"))
+    {
         m.firmware = Firmware::UEFI;
     }
     if m.firmware.kind == FirmwareKind::Uefi
@@ -229,7 +291,10 @@ pub fn parse_descriptor(
     if truthy("vtpm.present") {
         m.vtpm = true;
     }
-    if let Some(u) = config.get("uuid.bios").and_then(|u| crate::vmx::vmware_bios_uuid(u)) {
+    if let Some(u) = config
+        .get("uuid.bios")
+        .and_then(|u| crate::vmx::vmware_bios_uuid(u))
+    {
         m.uuid = Some(u);
     }
     let items: Vec<&Element> = hw
@@ -258,7 +323,11 @@ pub fn parse_descriptor(
             }
             None => continue,
         };
-        let sub = f.get("ResourceSubType").copied().unwrap_or("").to_ascii_lowercase();
+        let sub = f
+            .get("ResourceSubType")
+            .copied()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let number = |k: &str| -> Result<u64> {
             f.get(k)
                 .ok_or_else(|| Error::invalid(path, loc(), format!("no {k}")))?
@@ -269,21 +338,40 @@ pub fn parse_descriptor(
             3 => {
                 let n = number("VirtualQuantity")?;
                 if !(1..=1024).contains(&n) {
-                    return Err(Error::invalid(path, loc(), format!("{n} vCPUs; expected 1..1024")));
+                    return Err(Error::invalid(
+                        path,
+                        loc(),
+                        format!("{n} vCPUs; expected 1..1024"),
+                    ));
                 }
-                let cps = f.get("CoresPerSocket").and_then(|c| c.parse::<u32>().ok()).unwrap_or(1);
-                let (t, w) = CpuTopology::new(n as u32, if vbox_machine.is_some() { n as u32 } else { cps });
+                let cps = f
+                    .get("CoresPerSocket")
+                    .and_then(|c| c.parse::<u32>().ok())
+                    .unwrap_or(1);
+                let (t, w) = CpuTopology::new(
+                    n as u32,
+                    if vbox_machine.is_some() {
+                        n as u32
+                    } else {
+                        cps
+                    },
+                );
                 m.cpu = t;
                 m.warnings.extend(w);
             }
             4 => {
                 let n = number("VirtualQuantity")?;
                 let unit = f.get("AllocationUnits").copied().unwrap_or("byte * 2^20");
-                let mul = unit_multiplier(unit, false)
-                    .ok_or_else(|| Error::invalid(path, loc(), format!("unknown AllocationUnits {unit:?}")))?;
+                let mul = unit_multiplier(unit, false).ok_or_else(|| {
+                    Error::invalid(path, loc(), format!("unknown AllocationUnits {unit:?}"))
+                })?;
                 let mib = n.checked_mul(mul).map(|b| b >> 20).unwrap_or(0);
                 if !(1..=64 << 20).contains(&mib) {
-                    return Err(Error::invalid(path, loc(), format!("memory {n} x {unit} is not between 1 MiB and 64 TiB")));
+                    return Err(Error::invalid(
+                        path,
+                        loc(),
+                        format!("memory {n} x {unit} is not between 1 MiB and 64 TiB"),
+                    ));
                 }
                 m.memory_mib = mib;
             }
@@ -291,9 +379,25 @@ pub fn parse_descriptor(
                 let (bus, model, index) = match rt {
                     5 => {
                         ide_count += 1;
-                        (BusKind::Ide, if sub.is_empty() { "piix4".into() } else { sub.clone() }, 0)
+                        (
+                            BusKind::Ide,
+                            if sub.is_empty() {
+                                "piix4".into()
+                            } else {
+                                sub.clone()
+                            },
+                            0,
+                        )
                     }
-                    6 => (BusKind::Scsi, if sub.is_empty() { "lsilogic".into() } else { sub.clone() }, u32::MAX),
+                    6 => (
+                        BusKind::Scsi,
+                        if sub.is_empty() {
+                            "lsilogic".into()
+                        } else {
+                            sub.clone()
+                        },
+                        u32::MAX,
+                    ),
                     _ if sub.contains("nvme") => (BusKind::Nvme, "nvme".into(), u32::MAX),
                     _ => (BusKind::Sata, "ahci".into(), u32::MAX),
                 };
@@ -305,7 +409,10 @@ pub fn parse_descriptor(
                     index
                 };
                 let ide_channel = if bus == BusKind::Ide {
-                    f.get("Address").and_then(|a| a.parse::<u32>().ok()).unwrap_or(ide_count - 1).min(1)
+                    f.get("Address")
+                        .and_then(|a| a.parse::<u32>().ok())
+                        .unwrap_or(ide_count - 1)
+                        .min(1)
                 } else {
                     0
                 };
@@ -315,7 +422,7 @@ pub fn parse_descriptor(
                 }
             }
             10 => nic_items.push((i, f)),
-            14 | 15 | 16 | 17 => dev_items.push((i, rt, f)),
+            14..=17 => dev_items.push((i, rt, f)),
             1 if sub.contains("vtpm") => m.vtpm = true,
             _ => {}
         }
@@ -326,36 +433,69 @@ pub fn parse_descriptor(
         let (controller, channel) = match controllers.get(parent) {
             Some(c) => (c.clone(), channels.get(parent).copied().unwrap_or(0)),
             None => {
-                m.warnings.push(format!("{loc}: device has no known Parent controller; assumed SATA"));
-                (Controller { bus: BusKind::Sata, index: 0, model: "ahci".into() }, 0)
+                m.warnings.push(format!(
+                    "{loc}: device has no known Parent controller; assumed SATA"
+                ));
+                (
+                    Controller {
+                        bus: BusKind::Sata,
+                        index: 0,
+                        model: "ahci".into(),
+                    },
+                    0,
+                )
             }
         };
-        let aop = f.get("AddressOnParent").and_then(|a| a.parse::<u32>().ok()).unwrap_or(0).min(255);
-        let unit = if controller.bus == BusKind::Ide && aop < 2 { channel * 2 + aop } else { aop };
+        let aop = f
+            .get("AddressOnParent")
+            .and_then(|a| a.parse::<u32>().ok())
+            .unwrap_or(0)
+            .min(255);
+        let unit = if controller.bus == BusKind::Ide && aop < 2 {
+            channel * 2 + aop
+        } else {
+            aop
+        };
         let host = f.get("HostResource").copied().unwrap_or("");
         let host = host.strip_prefix("ovf:").unwrap_or(host);
         if rt == 17 {
             let (file_id, cap, fmt) = if let Some(d) = host.strip_prefix("/disk/") {
-                let (fr, cap, fmt) = disks
-                    .get(d)
-                    .ok_or_else(|| Error::invalid(path, &loc, format!("HostResource names disk {d:?}, absent from DiskSection")))?;
-                let fr = fr
-                    .clone()
-                    .ok_or_else(|| Error::unsupported(path, format!("disk {d:?} has no fileRef (an empty disk to be created)")))?;
+                let (fr, cap, fmt) = disks.get(d).ok_or_else(|| {
+                    Error::invalid(
+                        path,
+                        &loc,
+                        format!("HostResource names disk {d:?}, absent from DiskSection"),
+                    )
+                })?;
+                let fr = fr.clone().ok_or_else(|| {
+                    Error::unsupported(
+                        path,
+                        format!("disk {d:?} has no fileRef (an empty disk to be created)"),
+                    )
+                })?;
                 (fr, *cap, fmt.clone())
             } else if let Some(fid) = host.strip_prefix("/file/") {
                 (fid.to_string(), None, None)
             } else {
-                return Err(Error::invalid(path, &loc, format!("disk HostResource {host:?}: expected ovf:/disk/ID")));
+                return Err(Error::invalid(
+                    path,
+                    &loc,
+                    format!("disk HostResource {host:?}: expected ovf:/disk/ID"),
+                ));
             };
-            let fr = files
-                .get(&file_id)
-                .ok_or_else(|| Error::invalid(path, &loc, format!("disk refers to file {file_id:?}, absent from References")))?;
+            let fr = files.get(&file_id).ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    &loc,
+                    format!("disk refers to file {file_id:?}, absent from References"),
+                )
+            })?;
             let source = resolve(fr)?;
             m.disks.push(DiskDevice {
                 source,
                 source_name: fr.href.clone(),
-                format_hint: fmt.or_else(|| fr.href.rsplit('.').next().map(|e| e.to_ascii_lowercase())),
+                format_hint: fmt
+                    .or_else(|| fr.href.rsplit('.').next().map(|e| e.to_ascii_lowercase())),
                 controller,
                 unit,
                 mode: DiskMode::Persistent,
@@ -369,12 +509,20 @@ pub fn parse_descriptor(
                 .and_then(|fid| files.get(fid))
                 .map(|fr| fr.href.clone())
                 .or_else(|| Some(host.to_string()).filter(|h| !h.is_empty()));
-            m.cdroms.push(CdromDevice { controller, unit, image });
+            m.cdroms.push(CdromDevice {
+                controller,
+                unit,
+                image,
+            });
         }
     }
     let mut vbox_nics = vbox_nics.into_iter();
     for (n, (i, f)) in nic_items.into_iter().enumerate() {
-        let sub = f.get("ResourceSubType").copied().unwrap_or("").to_ascii_lowercase();
+        let sub = f
+            .get("ResourceSubType")
+            .copied()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let model = match sub.as_str() {
             "e1000" => NicModel::E1000,
             "e1000e" => NicModel::E1000e,
@@ -389,7 +537,11 @@ pub fn parse_descriptor(
             .get("Address")
             .and_then(|a| normalise_mac(a))
             .map(|a| (a, false))
-            .or_else(|| vb.as_ref().filter(|v| !v.mac_generated).map(|v| (v.mac.clone(), false)));
+            .or_else(|| {
+                vb.as_ref()
+                    .filter(|v| !v.mac_generated)
+                    .map(|v| (v.mac.clone(), false))
+            });
         let (mac, mac_generated) = match mac {
             Some(x) => x,
             None => {
@@ -405,7 +557,10 @@ pub fn parse_descriptor(
             model,
             mac,
             mac_generated,
-            network: f.get("Connection").filter(|c| !c.is_empty()).map(|c| c.to_string()),
+            network: f
+                .get("Connection")
+                .filter(|c| !c.is_empty())
+                .map(|c| c.to_string()),
         });
     }
     m.normalise();

@@ -60,7 +60,10 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
         .child("StorageControllers")
         .or_else(|| machine.at("Hardware/StorageControllers"));
     let mut per_bus: HashMap<BusKind, u32> = HashMap::new();
-    for sc in scs.map(|s| s.children_named("StorageController").collect::<Vec<_>>()).unwrap_or_default() {
+    for sc in scs
+        .map(|s| s.children_named("StorageController").collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         let ty = sc.attr("type").unwrap_or("").to_string();
         let (bus, model) = match ty.as_str() {
             "PIIX3" | "PIIX4" | "ICH6" => (BusKind::Ide, ty.to_ascii_lowercase()),
@@ -81,16 +84,28 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
             }
         };
         let n = per_bus.entry(bus).or_insert(0);
-        let controller = Controller { bus, index: *n, model };
+        let controller = Controller {
+            bus,
+            index: *n,
+            model,
+        };
         *n += 1;
         for dev in sc.children_named("AttachedDevice") {
-            let num = |k: &str| dev.attr(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0).min(255);
+            let num = |k: &str| {
+                dev.attr(k)
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0)
+                    .min(255)
+            };
             let unit = if bus == BusKind::Ide {
                 num("port") * 2 + num("device")
             } else {
                 num("port")
             };
-            let img = dev.child("Image").and_then(|i| i.attr("uuid")).map(norm_uuid);
+            let img = dev
+                .child("Image")
+                .and_then(|i| i.attr("uuid"))
+                .map(norm_uuid);
             let found = img.as_ref().and_then(|u| media.get(u));
             match dev.attr("type").unwrap_or("") {
                 "HardDisk" => {
@@ -136,12 +151,22 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
 }
 
 fn norm_uuid(u: &str) -> String {
-    u.trim().trim_start_matches('{').trim_end_matches('}').to_ascii_lowercase()
+    u.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .to_ascii_lowercase()
 }
 
-fn collect_media(hd: &Element, child: bool, out: &mut HashMap<String, (String, Option<String>, bool)>) {
+fn collect_media(
+    hd: &Element,
+    child: bool,
+    out: &mut HashMap<String, (String, Option<String>, bool)>,
+) {
     if let (Some(u), Some(l)) = (hd.attr("uuid"), hd.attr("location")) {
-        out.insert(norm_uuid(u), (l.to_string(), hd.attr("format").map(String::from), child));
+        out.insert(
+            norm_uuid(u),
+            (l.to_string(), hd.attr("format").map(String::from), child),
+        );
     }
     for c in hd.children_named("HardDisk") {
         collect_media(c, true, out);
@@ -152,7 +177,9 @@ fn collect_media(hd: &Element, child: bool, out: &mut HashMap<String, (String, O
 /// storage) to `m`. Used for `.vbox` files and for the `vbox:Machine`
 /// section of VirtualBox OVFs.
 pub(crate) fn apply_machine(path: &Path, machine: &Element, m: &mut VmModel) -> Result<()> {
-    let muuid = machine.attr("uuid").and_then(|u| Uuid::parse_str(&norm_uuid(u)).ok());
+    let muuid = machine
+        .attr("uuid")
+        .and_then(|u| Uuid::parse_str(&norm_uuid(u)).ok());
     m.instance_uuid = muuid;
     if let Some(os) = machine.attr("OSType") {
         m.guest_os = GuestOs::parse(os);
@@ -169,21 +196,36 @@ pub(crate) fn apply_machine(path: &Path, machine: &Element, m: &mut VmModel) -> 
         .and_then(|c| c.attr("count"))
         .map(|c| c.parse::<u32>().ok().filter(|n| (1..=1024).contains(n)))
         .unwrap_or(Some(1))
-        .ok_or_else(|| Error::invalid(path, "Hardware/CPU", "count is not a number between 1 and 1024"))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                path,
+                "Hardware/CPU",
+                "count is not a number between 1 and 1024",
+            )
+        })?;
     m.cpu = CpuTopology::new(vcpus, vcpus).0;
     if let Some(r) = hw.child("Memory").and_then(|c| c.attr("RAMSize")) {
         m.memory_mib = r
             .parse::<u64>()
             .ok()
             .filter(|n| (1..=64 << 20).contains(n))
-            .ok_or_else(|| Error::invalid(path, "Hardware/Memory", format!("RAMSize {r:?} is not a size in MiB")))?;
+            .ok_or_else(|| {
+                Error::invalid(
+                    path,
+                    "Hardware/Memory",
+                    format!("RAMSize {r:?} is not a size in MiB"),
+                )
+            })?;
     }
     if let Some(f) = hw.child("Firmware").and_then(|f| f.attr("type")) {
         if f.to_ascii_uppercase().starts_with("EFI") {
             m.firmware = Firmware::UEFI;
         }
     }
-    if let Some(t) = hw.child("TrustedPlatformModule").and_then(|t| t.attr("type")) {
+    if let Some(t) = hw
+        .child("TrustedPlatformModule")
+        .and_then(|t| t.attr("type"))
+    {
         m.vtpm = !t.eq_ignore_ascii_case("none");
     }
     if let Some(net) = hw.child("Network") {
@@ -191,7 +233,11 @@ pub(crate) fn apply_machine(path: &Path, machine: &Element, m: &mut VmModel) -> 
             .children_named("Adapter")
             .filter(|a| a.attr("enabled") == Some("true"))
             .collect();
-        adapters.sort_by_key(|a| a.attr("slot").and_then(|s| s.parse::<u32>().ok()).unwrap_or(0));
+        adapters.sort_by_key(|a| {
+            a.attr("slot")
+                .and_then(|s| s.parse::<u32>().ok())
+                .unwrap_or(0)
+        });
         for a in adapters {
             let model = match a.attr("type").unwrap_or("Am79C973") {
                 "Am79C970A" | "Am79C973" | "Am79C960" => NicModel::Pcnet,
@@ -204,15 +250,16 @@ pub(crate) fn apply_machine(path: &Path, machine: &Element, m: &mut VmModel) -> 
                 Some(mac) => (mac, false),
                 None => {
                     let g = generated_mac(&format!("{}/adapter{slot}", m.name));
-                    m.warnings.push(format!("network adapter {slot} has no MAC address; generated {g}"));
+                    m.warnings.push(format!(
+                        "network adapter {slot} has no MAC address; generated {g}"
+                    ));
                     (g, true)
                 }
             };
             let network = a.children.iter().find_map(|c| match c.name.as_str() {
                 "NAT" => Some("nat".to_string()),
-                "BridgedInterface" | "InternalNetwork" | "HostOnlyInterface" | "NATNetwork" | "GenericInterface" => {
-                    c.attr("name").map(String::from)
-                }
+                "BridgedInterface" | "InternalNetwork" | "HostOnlyInterface" | "NATNetwork"
+                | "GenericInterface" => c.attr("name").map(String::from),
                 _ => None,
             });
             m.nics.push(Nic {

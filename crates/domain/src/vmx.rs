@@ -58,14 +58,17 @@ impl VmxFile {
             })?;
             let k = k.trim();
             if k.is_empty()
-                || !k
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-' | '[' | ']'))
+                || !k.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-' | '[' | ']')
+                })
             {
                 return Err(Error::invalid(
                     path,
                     format!("line {}", n + 1),
-                    format!("bad key {:?}: expected letters, digits, `.`, `:`, `_`", truncate(k)),
+                    format!(
+                        "bad key {:?}: expected letters, digits, `.`, `:`, `_`",
+                        truncate(k)
+                    ),
                 ));
             }
             let v = v.trim();
@@ -90,13 +93,19 @@ impl VmxFile {
 
     /// Value of `key` (case-insensitive).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.get(&key.to_ascii_lowercase()).map(|s| s.as_str())
+        self.entries
+            .get(&key.to_ascii_lowercase())
+            .map(|s| s.as_str())
     }
 
     /// Boolean value (`TRUE`, `true`, `1`, `yes`); `None` if absent.
     pub fn get_bool(&self, key: &str) -> Option<bool> {
-        self.get(key)
-            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"))
+        self.get(key).map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "on"
+            )
+        })
     }
 }
 
@@ -130,9 +139,14 @@ pub fn vmware_uuid_bytes(text: &str) -> Option<[u8; 16]> {
 
 /// Parse `ide0:1`-style device ids into (bus, controller, unit).
 fn device_id(prefix: &str) -> Option<(BusKind, u32, u32)> {
-    let (bus, rest) = [("scsi", BusKind::Scsi), ("sata", BusKind::Sata), ("ide", BusKind::Ide), ("nvme", BusKind::Nvme)]
-        .iter()
-        .find_map(|(p, b)| prefix.strip_prefix(p).map(|r| (*b, r)))?;
+    let (bus, rest) = [
+        ("scsi", BusKind::Scsi),
+        ("sata", BusKind::Sata),
+        ("ide", BusKind::Ide),
+        ("nvme", BusKind::Nvme),
+    ]
+    .iter()
+    .find_map(|(p, b)| prefix.strip_prefix(p).map(|r| (*b, r)))?;
     let (c, u) = rest.split_once(':')?;
     let c: u32 = c.parse().ok()?;
     let u: u32 = u.parse().ok()?;
@@ -169,9 +183,15 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "vm".into());
-    let name = vmx.get("displayName").filter(|s| !s.trim().is_empty()).unwrap_or(&stem);
+    let name = vmx
+        .get("displayName")
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or(&stem);
     let mut m = VmModel::new(name, SourceKind::Vmx);
-    if vmx.get("config.version").is_none() && vmx.get("virtualHW.version").is_none() && vmx.get("displayName").is_none() {
+    if vmx.get("config.version").is_none()
+        && vmx.get("virtualHW.version").is_none()
+        && vmx.get("displayName").is_none()
+    {
         return Err(Error::invalid(
             path,
             "line 1",
@@ -184,7 +204,10 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
             return Err(Error::invalid(
                 path,
                 "memsize",
-                format!("memsize {:?} is not a size in MiB between 1 and 64 TiB", vmx.get("memsize").unwrap_or("")),
+                format!(
+                    "memsize {:?} is not a size in MiB between 1 and 64 TiB",
+                    vmx.get("memsize").unwrap_or("")
+                ),
             ))
         }
         None => m.warnings.push("VMX has no memsize; using 1024 MiB".into()),
@@ -194,7 +217,11 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
             None => Ok(d),
             Some(v) => match v.trim().parse::<u32>() {
                 Ok(n) if n >= 1 && n <= max => Ok(n),
-                _ => Err(Error::invalid(path, k, format!("{v:?} is not a number between 1 and {max}"))),
+                _ => Err(Error::invalid(
+                    path,
+                    k,
+                    format!("{v:?} is not a number between 1 and {max}"),
+                )),
             },
         }
     };
@@ -203,7 +230,10 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
     let (topo, w) = CpuTopology::new(vcpus, cps);
     m.cpu = topo;
     m.warnings.extend(w);
-    if vmx.get("firmware").is_some_and(|f| f.eq_ignore_ascii_case("efi")) {
+    if vmx
+        .get("firmware")
+        .is_some_and(|f| f.eq_ignore_ascii_case("efi"))
+    {
         m.firmware = Firmware {
             kind: FirmwareKind::Uefi,
             secure_boot: vmx.get_bool("uefi.secureBoot.enabled").unwrap_or(false),
@@ -213,10 +243,15 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
     if let Some(u) = vmx.get("uuid.bios") {
         match vmware_bios_uuid(u) {
             Some(u) => m.uuid = Some(u),
-            None => m.warnings.push(format!("uuid.bios {u:?} is not 16 hex bytes; SMBIOS UUID not kept")),
+            None => m.warnings.push(format!(
+                "uuid.bios {u:?} is not 16 hex bytes; SMBIOS UUID not kept"
+            )),
         }
     }
-    m.instance_uuid = vmx.get("vc.uuid").and_then(vmware_uuid_bytes).map(Uuid::from_bytes);
+    m.instance_uuid = vmx
+        .get("vc.uuid")
+        .and_then(vmware_uuid_bytes)
+        .map(Uuid::from_bytes);
     m.guest_os = GuestOs::parse(vmx.get("guestOS").unwrap_or(""));
     if let Some(s) = vmx.get("checkpoint.vmState").filter(|s| !s.is_empty()) {
         m.warnings.push(format!(
@@ -242,7 +277,9 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
         }
         let ctrl = format!("{}{}", &p[..p.find(char::is_numeric).unwrap_or(0)], c);
         if bus != BusKind::Ide && vmx.get_bool(&format!("{ctrl}.present")) == Some(false) {
-            m.warnings.push(format!("{p} is present but its controller {ctrl} is not; skipped"));
+            m.warnings.push(format!(
+                "{p} is present but its controller {ctrl} is not; skipped"
+            ));
             continue;
         }
         let model = match bus {
@@ -261,7 +298,10 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
         };
         let unit = if bus == BusKind::Ide { c * 2 + u } else { u };
         let file = vmx.get(&format!("{p}.fileName")).unwrap_or("").to_string();
-        let dtype = vmx.get(&format!("{p}.deviceType")).unwrap_or("").to_ascii_lowercase();
+        let dtype = vmx
+            .get(&format!("{p}.deviceType"))
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let is_cd = dtype.contains("cdrom")
             || (dtype.is_empty() && file.to_ascii_lowercase().ends_with(".iso"));
         if is_cd {
@@ -273,15 +313,21 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
             continue;
         }
         if dtype.contains("passthru") {
-            m.warnings.push(format!("{p} is a passthrough device ({dtype}); not migrated"));
+            m.warnings.push(format!(
+                "{p} is a passthrough device ({dtype}); not migrated"
+            ));
             continue;
         }
         if file.is_empty() {
-            m.warnings.push(format!("{p} is a disk without fileName; skipped"));
+            m.warnings
+                .push(format!("{p} is a disk without fileName; skipped"));
             continue;
         }
         let resolved = ctx.resolve(path, &file)?;
-        let mode = match vmx.get(&format!("{p}.mode")).map(|s| s.to_ascii_lowercase()) {
+        let mode = match vmx
+            .get(&format!("{p}.mode"))
+            .map(|s| s.to_ascii_lowercase())
+        {
             None => DiskMode::Persistent,
             Some(s) => match s.as_str() {
                 "persistent" | "" => DiskMode::Persistent,
@@ -309,7 +355,11 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
     }
     // Boot disk: bios.hddOrder names it ("scsi0:0,ide0:0").
     if let Some(order) = vmx.get("bios.hddOrder") {
-        if let Some(first) = order.split(',').next().map(|s| s.trim().to_ascii_lowercase()) {
+        if let Some(first) = order
+            .split(',')
+            .next()
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
             if let Some((b, c, u)) = device_id(&first) {
                 let unit = if b == BusKind::Ide { c * 2 + u } else { u };
                 let idx = if b == BusKind::Ide { 0 } else { c };
@@ -327,7 +377,12 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
     let mut nic_ids: Vec<u32> = vmx
         .entries
         .keys()
-        .filter_map(|k| k.strip_prefix("ethernet")?.strip_suffix(".present")?.parse().ok())
+        .filter_map(|k| {
+            k.strip_prefix("ethernet")?
+                .strip_suffix(".present")?
+                .parse()
+                .ok()
+        })
         .filter(|n: &u32| *n < 100)
         .collect();
     nic_ids.sort_unstable();
@@ -336,7 +391,10 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
         if vmx.get_bool(&format!("{p}.present")) != Some(true) {
             continue;
         }
-        let dev = vmx.get(&format!("{p}.virtualDev")).unwrap_or("vlance").to_ascii_lowercase();
+        let dev = vmx
+            .get(&format!("{p}.virtualDev"))
+            .unwrap_or("vlance")
+            .to_ascii_lowercase();
         let model = match dev.as_str() {
             "e1000" => NicModel::E1000,
             "e1000e" => NicModel::E1000e,
@@ -345,7 +403,10 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
             "vlance" | "pcnet32" => NicModel::Pcnet,
             other => NicModel::Other(other.into()),
         };
-        let atype = vmx.get(&format!("{p}.addressType")).unwrap_or("").to_ascii_lowercase();
+        let atype = vmx
+            .get(&format!("{p}.addressType"))
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let keys = if atype == "static" {
             ["address", "generatedAddress"]
         } else {
@@ -358,7 +419,8 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
             Some(mac) => (mac, false),
             None => {
                 let g = generated_mac(&format!("{}/{p}", m.name));
-                m.warnings.push(format!("{p} has no MAC address; generated {g}"));
+                m.warnings
+                    .push(format!("{p} has no MAC address; generated {g}"));
                 (g, true)
             }
         };

@@ -88,15 +88,29 @@ fn start_element(path: &Path, s: &BytesStart<'_>) -> Result<Element> {
     let mut attrs = Vec::new();
     for a in s.attributes() {
         let a = a.map_err(|e| {
-            Error::invalid(path, format!("element <{qname}>"), format!("bad attribute: {e}"))
+            Error::invalid(
+                path,
+                format!("element <{qname}>"),
+                format!("bad attribute: {e}"),
+            )
         })?;
         let k = std::str::from_utf8(a.key.as_ref())
-            .map_err(|_| Error::invalid(path, format!("element <{qname}>"), "attribute name is not UTF-8"))?
+            .map_err(|_| {
+                Error::invalid(
+                    path,
+                    format!("element <{qname}>"),
+                    "attribute name is not UTF-8",
+                )
+            })?
             .to_string();
         let v = a
             .unescape_value()
             .map_err(|e| {
-                Error::invalid(path, format!("<{qname} {k}=...>"), format!("bad attribute value: {e}"))
+                Error::invalid(
+                    path,
+                    format!("<{qname} {k}=...>"),
+                    format!("bad attribute value: {e}"),
+                )
             })?
             .into_owned();
         attrs.push((k, v));
@@ -146,7 +160,11 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<Element> {
                     ));
                 }
                 if root.is_some() {
-                    return Err(Error::invalid(path, format!("byte {pos}"), "content after the root element"));
+                    return Err(Error::invalid(
+                        path,
+                        format!("byte {pos}"),
+                        "content after the root element",
+                    ));
                 }
                 let e = start_element(path, &s)?;
                 if is_empty {
@@ -159,9 +177,9 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<Element> {
                 }
             }
             Event::End(_) => {
-                let e = stack
-                    .pop()
-                    .ok_or_else(|| Error::invalid(path, format!("byte {pos}"), "unbalanced end tag"))?;
+                let e = stack.pop().ok_or_else(|| {
+                    Error::invalid(path, format!("byte {pos}"), "unbalanced end tag")
+                })?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(e),
                     None => root = Some(e),
@@ -170,7 +188,11 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<Element> {
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
                     let s = t.unescape().map_err(|e| {
-                        Error::invalid(path, format!("byte {pos}"), format!("bad text or entity: {e}"))
+                        Error::invalid(
+                            path,
+                            format!("byte {pos}"),
+                            format!("bad text or entity: {e}"),
+                        )
                     })?;
                     top.text.push_str(&s);
                 }
@@ -181,7 +203,10 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<Element> {
                 }
             }
             Event::DocType(_) => {
-                return Err(Error::refused(path, "XML documents with a DOCTYPE are not accepted"));
+                return Err(Error::refused(
+                    path,
+                    "XML documents with a DOCTYPE are not accepted",
+                ));
             }
             Event::Eof => break,
             _ => {}
@@ -191,7 +216,10 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<Element> {
         return Err(Error::invalid(
             path,
             "end of file",
-            format!("document ends inside <{}>", stack.last().map(|e| e.name.as_str()).unwrap_or("")),
+            format!(
+                "document ends inside <{}>",
+                stack.last().map(|e| e.name.as_str()).unwrap_or("")
+            ),
         ));
     }
     root.ok_or_else(|| Error::invalid(path, "byte 0", "no root element (expected an XML document)"))
@@ -241,7 +269,8 @@ impl Writer {
     /// Open `<name attrs>`.
     pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) {
         self.indent();
-        self.out.push_str(&format!("<{name}{}>\n", attrs_str(attrs)));
+        self.out
+            .push_str(&format!("<{name}{}>\n", attrs_str(attrs)));
         self.stack.push(name.to_string());
     }
     /// Close the innermost open element.
@@ -254,13 +283,17 @@ impl Writer {
     /// `<name attrs/>`.
     pub fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) {
         self.indent();
-        self.out.push_str(&format!("<{name}{}/>\n", attrs_str(attrs)));
+        self.out
+            .push_str(&format!("<{name}{}/>\n", attrs_str(attrs)));
     }
     /// `<name attrs>text</name>`.
     pub fn text(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
         self.indent();
-        self.out
-            .push_str(&format!("<{name}{}>{}</{name}>\n", attrs_str(attrs), escape(text)));
+        self.out.push_str(&format!(
+            "<{name}{}>{}</{name}>\n",
+            attrs_str(attrs),
+            escape(text)
+        ));
     }
     /// Close everything and return the document.
     pub fn finish(mut self) -> String {
