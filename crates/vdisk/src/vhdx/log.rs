@@ -233,8 +233,8 @@ impl Log<'_> {
             seq,
             len,
             tail,
-            flushed: le::u64(&h, 40),
-            last: le::u64(&h, 48),
+            flushed: le::u64(&h, 48),
+            last: le::u64(&h, 56),
         })
     }
 

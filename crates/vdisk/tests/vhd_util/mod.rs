@@ -240,3 +240,4 @@ pub fn vhdiinfo_media_size(img: &Path) -> u64 {
     let inner = line.split('(').nth(1).unwrap();
     inner.split_whitespace().next().unwrap().parse().unwrap()
 }
+pub mod vhdx;
