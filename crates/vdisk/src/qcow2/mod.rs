@@ -5,14 +5,20 @@
 //! clusters, zero clusters, extended L2 (subclusters) and backing files
 //! opened only through the open gate. Encryption and external data files
 //! are refused with [`crate::ErrorKind::Unsupported`].
+//!
+//! Writing: [`open_rw`] gives a [`Qcow2Mut`] for in-place writes on an
+//! image the user names as a target (allocating clusters, L2 tables and
+//! refcount blocks at the end of the file; `qemu-img check` stays clean).
 
 mod cache;
 mod compress;
 pub mod header;
 mod reader;
+mod write;
 
 pub use header::{Compression, Header};
 pub use reader::Qcow2Disk;
+pub use write::{open_rw, Qcow2Mut};
 
 use crate::disk::Disk;
 use crate::error::Result;

@@ -271,11 +271,7 @@ impl Qcow2Disk {
     /// The decompressed contents of the compressed cluster with L2 entry
     /// `e` (stored at `epos`).
     pub(crate) fn compressed_cluster(&self, e: u64, epos: u64) -> Result<Arc<Vec<u8>>> {
-        let cb = self.hdr.cluster_bits;
-        let shift = 62 - (cb - 8);
-        let coff = e & ((1u64 << shift) - 1);
-        let sectors = ((e >> shift) & ((1u64 << (cb - 8)) - 1)) + 1;
-        let csize = sectors * 512 - (coff & 511);
+        let (coff, csize, _) = compressed_geometry(self.hdr.cluster_bits, e);
         if let Some(c) = self.cluster_cache.lock().unwrap().get(coff) {
             return Ok(c);
         }
@@ -317,8 +313,17 @@ impl Qcow2Disk {
     }
 }
 
+/// Host offset, byte size and 512-byte sector count of the compressed
+/// data described by L2 entry `e`.
+pub(crate) fn compressed_geometry(cluster_bits: u32, e: u64) -> (u64, u64, u64) {
+    let shift = 62 - (cluster_bits - 8);
+    let coff = e & ((1u64 << shift) - 1);
+    let sectors = ((e >> shift) & ((1u64 << (cluster_bits - 8)) - 1)) + 1;
+    (coff, sectors * 512 - (coff & 511), sectors)
+}
+
 /// Read and bounds-check the active L1 table.
-fn read_l1(file: &ImageFile, hdr: &Header) -> Result<Vec<u64>> {
+pub(crate) fn read_l1(file: &ImageFile, hdr: &Header) -> Result<Vec<u64>> {
     let bytes = u64::from(hdr.l1_size) * 8;
     let raw = file.read_vec(
         hdr.l1_offset,
@@ -337,7 +342,7 @@ fn qemu_format_name(layer_format: &str) -> &str {
     }
 }
 
-fn open_backing(
+pub(crate) fn open_backing(
     file: &ImageFile,
     ctx: &OpenCtx,
     name: &str,
