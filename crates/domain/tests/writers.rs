@@ -22,11 +22,18 @@ struct Case {
 }
 
 fn nic(mac: &str) -> Nic {
-    Nic { model: NicModel::Vmxnet3, mac: mac.into(), mac_generated: false, network: Some("VM Network".into()) }
+    Nic {
+        model: NicModel::Vmxnet3,
+        mac: mac.into(),
+        mac_generated: false,
+        network: Some("VM Network".into()),
+    }
 }
 
 fn case(dir: &Path, name: &str, os: &str, fw: Firmware, formats: &[OutputFormat]) -> Case {
-    let paths: Vec<PathBuf> = (0..formats.len()).map(|i| dir.join(format!("{name}-src{i}.vmdk"))).collect();
+    let paths: Vec<PathBuf> = (0..formats.len())
+        .map(|i| dir.join(format!("{name}-src{i}.vmdk")))
+        .collect();
     let mut model = VmModel::from_disks(&paths, 256, 2, fw, os);
     model.name = name.into();
     model.uuid = Some("34124d56-9c3e-2f11-7a5b-2d5563367f2a".parse().unwrap());
@@ -37,10 +44,20 @@ fn case(dir: &Path, name: &str, os: &str, fw: Firmware, formats: &[OutputFormat]
         .map(|(i, f)| {
             let p = dir.join(format!("{name}-disk{i}.{}", f.as_str()));
             qemu_img_create(&p, f.as_str(), "8M");
-            OutputDisk { path: p, format: *f, bios_geometry: None }
+            OutputDisk {
+                path: p,
+                format: *f,
+                bios_geometry: None,
+            }
         })
         .collect();
-    Case { model, disks, nvram: None, rtc_utc: false, block_bus: BlockBus::VirtioBlk }
+    Case {
+        model,
+        disks,
+        nvram: None,
+        rtc_utc: false,
+        block_bus: BlockBus::VirtioBlk,
+    }
 }
 
 fn opts(c: &Case, phase: Phase, iso: &Path) -> DomainOptions {
@@ -91,15 +108,23 @@ fn qemu_start(dir: &Path, tag: &str, cmd: &QemuCommand, qmp: &Path) {
         }
         if let Some(st) = child.try_wait().unwrap() {
             let log = std::fs::read_to_string(dir.join(format!("{tag}.log"))).unwrap_or_default();
-            panic!("{tag}: QEMU exited ({st}) before QMP came up:\n{log}\nscript:\n{}", cmd.script);
+            panic!(
+                "{tag}: QEMU exited ({st}) before QMP came up:\n{log}\nscript:\n{}",
+                cmd.script
+            );
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "{tag}: QMP socket never appeared");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{tag}: QMP socket never appeared"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
-    let mut read_reply = |r: &mut BufReader<UnixStream>| -> serde_json::Value {
+    let read_reply = |r: &mut BufReader<UnixStream>| -> serde_json::Value {
         loop {
             let mut line = String::new();
             assert!(r.read_line(&mut line).unwrap() > 0, "{tag}: QMP closed");
@@ -117,34 +142,56 @@ fn qemu_start(dir: &Path, tag: &str, cmd: &QemuCommand, qmp: &Path) {
     writeln!(w, r#"{{"execute":"query-status"}}"#).unwrap();
     let st = read_reply(&mut r);
     let status = st["return"]["status"].as_str().unwrap_or("").to_string();
-    assert!(status == "prelaunch" || status == "paused", "{tag}: status {st}");
+    assert!(
+        status == "prelaunch" || status == "paused",
+        "{tag}: status {st}"
+    );
     writeln!(w, r#"{{"execute":"quit"}}"#).unwrap();
     let _ = read_reply(&mut r);
     let t0 = Instant::now();
     while child.try_wait().unwrap().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "{tag}: QEMU did not quit");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{tag}: QEMU did not quit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn disks_of(d: &domain::xml::Element) -> Vec<&domain::xml::Element> {
-    all(d, "devices/disk").into_iter().filter(|x| x.attr("device") == Some("disk")).collect()
+    all(d, "devices/disk")
+        .into_iter()
+        .filter(|x| x.attr("device") == Some("disk"))
+        .collect()
 }
 
 fn macs(d: &domain::xml::Element) -> Vec<String> {
-    all(d, "devices/interface/mac").iter().map(|m| m.attr("address").unwrap().to_string()).collect()
+    all(d, "devices/interface/mac")
+        .iter()
+        .map(|m| m.attr("address").unwrap().to_string())
+        .collect()
 }
 
 /// Check the elements that must survive libvirt's parser.
 fn common_checks(tag: &str, ours: &str, dumped: &domain::xml::Element, c: &Case) {
     let x = parse_xml(ours);
     for d in [&x, dumped] {
-        let types: Vec<&str> = disks_of(d).iter().map(|e| one(e, "driver").attr("type").unwrap()).collect();
+        let types: Vec<&str> = disks_of(d)
+            .iter()
+            .map(|e| one(e, "driver").attr("type").unwrap())
+            .collect();
         let want: Vec<&str> = c.disks.iter().map(|o| o.format.as_str()).collect();
         assert_eq!(types, want, "{tag}: disk driver types");
-        assert_eq!(macs(d), vec!["00:50:56:aa:bb:01", "00:0c:29:aa:bb:02"], "{tag}: MACs");
+        assert_eq!(
+            macs(d),
+            vec!["00:50:56:aa:bb:01", "00:0c:29:aa:bb:02"],
+            "{tag}: MACs"
+        );
         assert_eq!(one(d, "uuid").text, "34124d56-9c3e-2f11-7a5b-2d5563367f2a");
-        assert_eq!(one(d, "sysinfo/system/entry").text, "34124d56-9c3e-2f11-7a5b-2d5563367f2a");
+        assert_eq!(
+            one(d, "sysinfo/system/entry").text,
+            "34124d56-9c3e-2f11-7a5b-2d5563367f2a"
+        );
         let topo = one(d, "cpu/topology");
         assert_eq!(topo.attr("sockets"), Some("1"));
         assert_eq!(topo.attr("cores"), Some("2"));
@@ -155,8 +202,14 @@ fn common_checks(tag: &str, ours: &str, dumped: &domain::xml::Element, c: &Case)
     let mut addrs = Vec::new();
     x.descendants("address", &mut addrs);
     for a in addrs.into_iter().filter(|a| a.attr("type") == Some("pci")) {
-        let k = (a.attr("slot").unwrap().to_string(), a.attr("function").unwrap().to_string());
-        assert!(seen.insert(k.clone()), "{tag}: PCI address {k:?} used twice");
+        let k = (
+            a.attr("slot").unwrap().to_string(),
+            a.attr("function").unwrap().to_string(),
+        );
+        assert!(
+            seen.insert(k.clone()),
+            "{tag}: PCI address {k:?} used twice"
+        );
     }
 }
 
@@ -168,7 +221,12 @@ fn clock(d: &domain::xml::Element) -> String {
     one(d, "clock").attr("offset").unwrap().to_string()
 }
 
-fn run_both(dir: &Path, tag: &str, c: &Case, iso: &Path) -> Vec<(Phase, String, domain::xml::Element, QemuCommand)> {
+fn run_both(
+    dir: &Path,
+    tag: &str,
+    c: &Case,
+    iso: &Path,
+) -> Vec<(Phase, String, domain::xml::Element, QemuCommand)> {
     let mut out = Vec::new();
     for phase in [Phase::Bootstrap, Phase::Final] {
         let t = format!("{tag}-{phase:?}");
@@ -197,15 +255,28 @@ fn xp_bios_i440fx_with_pinned_geometry() {
     let dir = t.path();
     let iso = make_iso(dir);
     let mut c = case(dir, "xp", "winxppro", Firmware::BIOS, &[OutputFormat::Raw]);
-    c.disks[0].bios_geometry = Some(vdisk::Chs { cylinders: 1024, heads: 255, sectors: 63 });
+    c.disks[0].bios_geometry = Some(vdisk::Chs {
+        cylinders: 1024,
+        heads: 255,
+        sectors: 63,
+    });
     for (phase, xml, dumped, cmd) in run_both(dir, "xp", &c, &iso) {
         let x = parse_xml(&xml);
         assert!(machine(&dumped).starts_with("pc"), "{}", machine(&dumped));
         assert_eq!(clock(&dumped), "localtime");
-        assert!(all(&dumped, "features/hyperv").is_empty(), "no Hyper-V enlightenments for XP");
+        assert!(
+            all(&dumped, "features/hyperv").is_empty(),
+            "no Hyper-V enlightenments for XP"
+        );
         assert_eq!(one(&x, "devices/video/model").attr("type"), Some("vga"));
-        let bus = one(disks_of(&dumped)[0], "target").attr("bus").unwrap().to_string();
-        let nicm = all(&dumped, "devices/interface/model")[0].attr("type").unwrap().to_string();
+        let bus = one(disks_of(&dumped)[0], "target")
+            .attr("bus")
+            .unwrap()
+            .to_string();
+        let nicm = all(&dumped, "devices/interface/model")[0]
+            .attr("type")
+            .unwrap()
+            .to_string();
         match phase {
             Phase::Bootstrap => {
                 assert_eq!(bus, "ide");
@@ -220,8 +291,14 @@ fn xp_bios_i440fx_with_pinned_geometry() {
         }
         // Geometry pinned on both outputs.
         let props = all(&x, "override/device/frontend/property");
-        let kv: Vec<(&str, &str)> = props.iter().map(|p| (p.attr("name").unwrap(), p.attr("value").unwrap())).collect();
-        assert_eq!(kv, vec![("lcyls", "1024"), ("lheads", "255"), ("lsecs", "63")]);
+        let kv: Vec<(&str, &str)> = props
+            .iter()
+            .map(|p| (p.attr("name").unwrap(), p.attr("value").unwrap()))
+            .collect();
+        assert_eq!(
+            kv,
+            vec![("lcyls", "1024"), ("lheads", "255"), ("lsecs", "63")]
+        );
         assert_eq!(one(&x, "override/device").attr("alias"), Some("ua-disk0"));
         assert!(has_arg(&cmd, "lcyls=1024,lheads=255,lsecs=63"));
         assert!(has_arg(&cmd, "pc,hpet=off"));
@@ -233,19 +310,36 @@ fn win7_q35_bootstrap_sata_final_virtio_scsi() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     let iso = make_iso(dir);
-    let mut c = case(dir, "win7", "windows7-64", Firmware::BIOS, &[OutputFormat::Qcow2, OutputFormat::Raw]);
+    let mut c = case(
+        dir,
+        "win7",
+        "windows7-64",
+        Firmware::BIOS,
+        &[OutputFormat::Qcow2, OutputFormat::Raw],
+    );
     c.block_bus = BlockBus::VirtioScsi;
     c.rtc_utc = true;
     for (phase, xml, dumped, cmd) in run_both(dir, "win7", &c, &iso) {
         let x = parse_xml(&xml);
         assert!(machine(&dumped).contains("q35"));
         assert_eq!(clock(&dumped), "utc", "RealTimeIsUniversal keeps UTC");
-        assert_eq!(one(&dumped, "features/hyperv/spinlocks").attr("retries"), Some("8191"));
-        let buses: Vec<String> =
-            disks_of(&dumped).iter().map(|d| one(d, "target").attr("bus").unwrap().to_string()).collect();
-        let cd = all(&dumped, "devices/disk").into_iter().find(|d| d.attr("device") == Some("cdrom")).unwrap();
+        assert_eq!(
+            one(&dumped, "features/hyperv/spinlocks").attr("retries"),
+            Some("8191")
+        );
+        let buses: Vec<String> = disks_of(&dumped)
+            .iter()
+            .map(|d| one(d, "target").attr("bus").unwrap().to_string())
+            .collect();
+        let cd = all(&dumped, "devices/disk")
+            .into_iter()
+            .find(|d| d.attr("device") == Some("cdrom"))
+            .unwrap();
         assert_eq!(one(cd, "source").attr("file"), Some(iso.to_str().unwrap()));
-        let nicm = all(&dumped, "devices/interface/model")[0].attr("type").unwrap().to_string();
+        let nicm = all(&dumped, "devices/interface/model")[0]
+            .attr("type")
+            .unwrap()
+            .to_string();
         match phase {
             Phase::Bootstrap => {
                 assert_eq!(buses, vec!["sata", "sata"]);
@@ -257,12 +351,18 @@ fn win7_q35_bootstrap_sata_final_virtio_scsi() {
                 assert_eq!(buses, vec!["scsi", "scsi"]);
                 assert_eq!(nicm, "virtio");
                 assert_eq!(one(&x, "devices/video/model").attr("type"), Some("qxl"));
-                let panics: Vec<&str> = all(&dumped, "devices/panic").iter().map(|p| p.attr("model").unwrap()).collect();
+                let panics: Vec<&str> = all(&dumped, "devices/panic")
+                    .iter()
+                    .map(|p| p.attr("model").unwrap())
+                    .collect();
                 assert!(panics.contains(&"hyperv"), "Hyper-V crash: {panics:?}");
                 assert!(has_arg(&cmd, "hv_crash"));
                 assert!(has_arg(&cmd, "virtio-scsi-pci"));
                 assert_eq!(one(&dumped, "devices/rng/backend").text, "/dev/urandom");
-                assert_eq!(one(&dumped, "devices/channel/target").attr("name"), Some("org.qemu.guest_agent.0"));
+                assert_eq!(
+                    one(&dumped, "devices/channel/target").attr("name"),
+                    Some("org.qemu.guest_agent.0")
+                );
             }
         }
     }
@@ -274,14 +374,25 @@ fn win10_uefi_secure_boot_vtpm() {
     let dir = t.path();
     let iso = make_iso(dir);
     need("swtpm");
-    let fw = Firmware { kind: FirmwareKind::Uefi, secure_boot: true };
+    let fw = Firmware {
+        kind: FirmwareKind::Uefi,
+        secure_boot: true,
+    };
     let mut c = case(dir, "win10", "windows9-64", fw, &[OutputFormat::Qcow2]);
     c.model.vtpm = true;
     let nv = prepare_nvram(&c.model, dir, &OvmfPaths::default()).unwrap();
-    assert_eq!(std::fs::read(&nv).unwrap(), std::fs::read("/usr/share/OVMF/OVMF_VARS_4M.ms.fd").unwrap());
+    assert_eq!(
+        std::fs::read(&nv).unwrap(),
+        std::fs::read("/usr/share/OVMF/OVMF_VARS_4M.ms.fd").unwrap()
+    );
     c.nvram = Some(nv.clone());
     let (_, warnings) = libvirt_xml(&c.model, &opts(&c, Phase::Final, &iso)).unwrap();
-    assert!(warnings.iter().any(|w| w.contains("TPM") && w.contains("lost")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("TPM") && w.contains("lost")),
+        "{warnings:?}"
+    );
     for (phase, _xml, dumped, cmd) in run_both(dir, "win10", &c, &iso) {
         let loader = one(&dumped, "os/loader");
         assert_eq!(loader.text, "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd");
@@ -293,12 +404,18 @@ fn win10_uefi_secure_boot_vtpm() {
         assert!(has_arg(&cmd, "smm=on"));
         assert!(has_arg(&cmd, "tpm-crb"));
         assert_eq!(cmd.prelude.len(), 1);
-        let nicm = all(&dumped, "devices/interface/model")[0].attr("type").unwrap().to_string();
+        let nicm = all(&dumped, "devices/interface/model")[0]
+            .attr("type")
+            .unwrap()
+            .to_string();
         match phase {
             Phase::Bootstrap => assert_eq!(nicm, "e1000e"),
             Phase::Final => {
                 assert_eq!(nicm, "virtio");
-                assert_eq!(one(&dumped, "devices/video/model").attr("type"), Some("virtio"));
+                assert_eq!(
+                    one(&dumped, "devices/video/model").attr("type"),
+                    Some("virtio")
+                );
             }
         }
     }
@@ -309,7 +426,13 @@ fn linux_utc_no_hyperv_and_argv_runs_directly() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     let iso = make_iso(dir);
-    let c = case(dir, "deb", "debian10-64", Firmware::BIOS, &[OutputFormat::Qcow2]);
+    let c = case(
+        dir,
+        "deb",
+        "debian10-64",
+        Firmware::BIOS,
+        &[OutputFormat::Qcow2],
+    );
     let res = run_both(dir, "deb", &c, &iso);
     for (_, _, dumped, cmd) in &res {
         assert_eq!(clock(dumped), "utc");
@@ -338,18 +461,30 @@ fn linux_utc_no_hyperv_and_argv_runs_directly() {
 fn mismatched_disk_list_and_missing_nvram_are_errors() {
     let m = VmModel::from_disks(&[PathBuf::from("a.vhdx")], 512, 1, Firmware::UEFI, "win10");
     let o = DomainOptions::new(Phase::Final, vec![]);
-    assert!(libvirt_xml(&m, &o).unwrap_err().to_string().contains("output disks"));
+    assert!(libvirt_xml(&m, &o)
+        .unwrap_err()
+        .to_string()
+        .contains("output disks"));
     let o = DomainOptions::new(
         Phase::Final,
-        vec![OutputDisk { path: "a.qcow2".into(), format: OutputFormat::Qcow2, bios_geometry: None }],
+        vec![OutputDisk {
+            path: "a.qcow2".into(),
+            format: OutputFormat::Qcow2,
+            bios_geometry: None,
+        }],
     );
-    assert!(libvirt_xml(&m, &o).unwrap_err().to_string().contains("NVRAM"));
+    assert!(libvirt_xml(&m, &o)
+        .unwrap_err()
+        .to_string()
+        .contains("NVRAM"));
 }
 
 #[test]
 fn many_nics_run_out_of_pci_slots_cleanly() {
     let mut m = VmModel::from_disks(&[], 512, 1, Firmware::BIOS, "debian10-64");
-    m.nics = (0..40).map(|i| nic(&format!("52:54:00:00:00:{i:02x}"))).collect();
+    m.nics = (0..40)
+        .map(|i| nic(&format!("52:54:00:00:00:{i:02x}")))
+        .collect();
     let o = DomainOptions::new(Phase::Final, vec![]);
     let e = libvirt_xml(&m, &o).unwrap_err().to_string();
     assert!(e.contains("no free PCI slot"), "{e}");

@@ -12,12 +12,17 @@ pub fn need(tool: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(ok, "test oracle `{tool}` is not installed (run scripts/install-deps.sh)");
+    assert!(
+        ok,
+        "test oracle `{tool}` is not installed (run scripts/install-deps.sh)"
+    );
 }
 
 /// Run a command, panic with its stderr if it fails; return stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -29,8 +34,14 @@ pub fn run(cmd: &mut Command) -> String {
 
 /// Like [`run`] but returns stdout followed by stderr.
 pub fn run_all(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{cmd:?} failed: {text}");
     text
 }
@@ -38,7 +49,10 @@ pub fn run_all(cmd: &mut Command) -> String {
 /// `qemu-img create -f fmt path size`.
 pub fn qemu_img_create(path: &Path, fmt: &str, size: &str) {
     need("qemu-img");
-    run(Command::new("qemu-img").args(["create", "-q", "-f", fmt]).arg(path).arg(size));
+    run(Command::new("qemu-img")
+        .args(["create", "-q", "-f", fmt])
+        .arg(path)
+        .arg(size));
 }
 
 /// A tiny ISO made with xorriso.
@@ -76,6 +90,11 @@ pub fn all<'a>(root: &'a Element, path: &str) -> Vec<&'a Element> {
 /// The single element at `path`.
 pub fn one<'a>(root: &'a Element, path: &str) -> &'a Element {
     let v = all(root, path);
-    assert_eq!(v.len(), 1, "expected exactly one <{path}>, found {}", v.len());
+    assert_eq!(
+        v.len(),
+        1,
+        "expected exactly one <{path}>, found {}",
+        v.len()
+    );
     v[0]
 }
