@@ -161,7 +161,7 @@ fn child_blocks() -> Vec<(u32, Vec<u8>, Vec<u8>)> {
     Rng::new(99).fill(&mut d2);
     blocks.push((2, vec![0xff; bm], d2));
     let mut b4 = vec![0u8; bm];
-    for s in (0..4096).filter(|s| (s / 7) % 2 == 0) {
+    for s in (0..4096).filter(|s: &usize| (s / 7).is_multiple_of(2)) {
         b4[s / 8] |= 0x80 >> (s % 8);
     }
     blocks.push((4, b4, vec![0x55u8; bs]));

@@ -285,7 +285,7 @@ fn random_corruption_never_panics() {
         // Corrupt the metadata areas mostly (first 2 MiB and the end).
         for _ in 0..1 + rng.next() % 8 {
             let zone = (b.len() as u64).min(4 << 20);
-            let at = if rng.next() % 4 == 0 {
+            let at = if rng.next().is_multiple_of(4) {
                 b.len() - 1 - (rng.next() % 512) as usize
             } else {
                 (rng.next() % zone) as usize

@@ -111,6 +111,10 @@ struct EntryInfo {
 struct Log<'a> {
     buf: &'a [u8],
     guid: Guid,
+    /// Bytes that may still be checksummed: a valid log checksums each
+    /// byte once; overlapping hostile entries would otherwise cost
+    /// O(sectors x log size).
+    crc_budget: std::cell::Cell<u64>,
 }
 
 impl Log<'_> {
@@ -172,6 +176,12 @@ impl Log<'_> {
                 "{count} descriptors do not fit in an entry of {len} bytes"
             )));
         }
+        if self.crc_budget.get() < len {
+            return Err(Some(
+                "log scan work limit reached (overlapping entries)".into(),
+            ));
+        }
+        self.crc_budget.set(self.crc_budget.get() - len);
         let entry = self.bytes(pos, len);
         let stored = le::u32(&entry, 4);
         let calc = crc_with_zeroed(&entry, 4);
@@ -301,6 +311,7 @@ pub fn replay(file: Arc<ImageFile>, hdr: &Header) -> Result<Src> {
     let log = Log {
         buf: &buf,
         guid: hdr.log_guid,
+        crc_budget: std::cell::Cell::new(4 * ll),
     };
     let nsec = (ll / SECTOR) as usize;
     let mut memo: Vec<Option<std::result::Result<EntryInfo, Option<String>>>> = vec![None; nsec];
