@@ -284,3 +284,42 @@ fn dirty_and_corrupt_bits_are_warnings() {
     let pat = std::fs::read(t.path().join("pattern.raw")).unwrap();
     assert_same(&read_all(&*d, 1 << 20), &pat, "dirty image");
 }
+
+/// Throughput measurement (not a check; run with `--ignored --nocapture`):
+/// reads a 256 MiB image in 1 MiB chunks and times `qemu-img convert`.
+#[test]
+#[ignore]
+fn bench_read_throughput() {
+    use std::time::Instant;
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("big.raw");
+    let mut data = vec![0u8; 256 << 20];
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    for (i, c) in data.chunks_mut(1 << 20).enumerate() {
+        if i % 4 != 3 {
+            rand::Rng::fill(&mut rng, c);
+        }
+    }
+    std::fs::write(&raw, &data).unwrap();
+    for (name, opts) in [("plain", vec![]), ("zlib", vec!["-c"])] {
+        let img = t.path().join(format!("{name}.qcow2"));
+        let mut args = vec!["convert", "-f", "raw", "-O", "qcow2"];
+        args.extend(opts);
+        args.extend([s(&raw), s(&img)]);
+        qemu_img(&args);
+        let d = vdisk::open(&img).unwrap();
+        let t0 = Instant::now();
+        let v = read_all(&*d, 1 << 20);
+        let ours = t0.elapsed();
+        assert!(v == data);
+        let out = t.path().join("out.raw");
+        let t0 = Instant::now();
+        qemu_img(&["convert", "-O", "raw", s(&img), s(&out)]);
+        let theirs = t0.elapsed();
+        println!(
+            "{name}: ours {:.0} MiB/s, qemu-img convert {:.0} MiB/s",
+            256.0 / ours.as_secs_f64(),
+            256.0 / theirs.as_secs_f64()
+        );
+    }
+}

@@ -48,12 +48,6 @@ impl<V: Clone> Lru<V> {
         self.map.insert(key, (value, self.tick));
     }
 
-    /// Drop `key` if cached.
-    #[allow(dead_code)]
-    pub fn remove(&mut self, key: u64) {
-        self.map.remove(&key);
-    }
-
     /// Number of cached values.
     #[cfg(test)]
     pub fn len(&self) -> usize {

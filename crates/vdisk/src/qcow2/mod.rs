@@ -18,7 +18,7 @@ mod write;
 
 pub use header::{Compression, Header};
 pub use reader::Qcow2Disk;
-pub use write::{open_rw, Qcow2Mut};
+pub use write::{open_rw, open_rw_opts, Qcow2Mut};
 
 use crate::disk::Disk;
 use crate::error::Result;

@@ -51,6 +51,11 @@ struct Inner {
 /// corrupt images (repair with `qemu-img check -r all` first) and everything
 /// the reader refuses.
 pub fn open_rw(path: &Path) -> Result<Qcow2Mut> {
+    open_rw_opts(path, OpenOptions::default())
+}
+
+/// [`open_rw`] with an explicit policy for opening the backing chain.
+pub fn open_rw_opts(path: &Path, options: OpenOptions) -> Result<Qcow2Mut> {
     let ro = ImageFile::open(path)?;
     let hdr = Header::parse(&ro)?;
     let l1 = read_l1(&ro, &hdr)?;
@@ -89,7 +94,7 @@ pub fn open_rw(path: &Path) -> Result<Qcow2Mut> {
     let mut warnings = Vec::new();
     let backing = match &hdr.backing {
         Some((name, _)) => {
-            let ctx = OpenCtx::new(OpenOptions::default()).enter(path)?;
+            let ctx = OpenCtx::new(options).enter(path)?;
             Some(open_backing(
                 &ro,
                 &ctx,
