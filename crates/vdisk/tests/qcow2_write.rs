@@ -286,3 +286,32 @@ fn unsupported_images_are_refused_for_writing() {
     drop(d);
     assert!(std::fs::read(&ok).unwrap() == before);
 }
+
+#[test]
+fn allocation_skips_clusters_refcounted_past_eof() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("claim.qcow2");
+    qemu_img(&["create", "-f", "qcow2", s(&img), "4M"]);
+    qemu_io(&img, &["write -P 0x11 0 64k"]);
+    // Claim the cluster right after EOF in the (16-bit) refcount block.
+    let mut b = std::fs::read(&img).unwrap();
+    let be64 = |b: &[u8], o: usize| u64::from_be_bytes(b[o..o + 8].try_into().unwrap());
+    let rb = be64(&b, be64(&b, 48) as usize) as usize;
+    let eof_cluster = b.len() / 65536;
+    b[rb + eof_cluster * 2..rb + eof_cluster * 2 + 2].copy_from_slice(&1u16.to_be_bytes());
+    std::fs::write(&img, &b).unwrap();
+    let d = open_rw(&img).unwrap();
+    d.write_at(&[0x22; 65536], 1 << 20).unwrap();
+    d.flush().unwrap();
+    drop(d);
+    let out = std::process::Command::new(tool("qemu-img"))
+        .args(["check", "--output=json", s(&img)])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["corruptions"].as_u64().unwrap_or(0), 0, "{v}");
+    assert_eq!(v["leaks"].as_u64().unwrap_or(0), 1, "{v}");
+    let raw = qemu_raw(&img, t.path());
+    assert!(raw[..65536].iter().all(|&x| x == 0x11));
+    assert!(raw[1 << 20..(1 << 20) + 65536].iter().all(|&x| x == 0x22));
+}

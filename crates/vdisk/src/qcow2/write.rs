@@ -196,14 +196,31 @@ impl Qcow2Mut {
 
     /// Allocate one cluster at the end of the file with refcount 1.
     fn alloc(&self, inner: &mut Inner) -> Result<u64> {
-        let off = inner.next_free;
-        inner.next_free += self.cs();
+        let off = self.reserve(inner)?;
         self.add_ref(inner, off, 1)?;
         Ok(off)
     }
 
-    /// Add `delta` to the refcount of the cluster containing `off`.
-    fn add_ref(&self, inner: &mut Inner, off: u64, delta: i64) -> Result<()> {
+    /// The next cluster at or after the end of the file whose refcount is
+    /// zero (refcounts of a damaged image may claim clusters past EOF).
+    fn reserve(&self, inner: &mut Inner) -> Result<u64> {
+        for _ in 0..4096 {
+            let off = inner.next_free;
+            inner.next_free += self.cs();
+            if self.add_ref(inner, off, 0)? == 0 {
+                return Ok(off);
+            }
+        }
+        Err(Error::corrupt(
+            &self.path,
+            self.hdr.refcount_table_offset,
+            "refcounts claim thousands of clusters past the end of the file",
+        ))
+    }
+
+    /// Add `delta` to the refcount of the cluster containing `off`;
+    /// returns the old refcount (`delta` 0 only reads it).
+    fn add_ref(&self, inner: &mut Inner, off: u64, delta: i64) -> Result<u64> {
         let cs = self.cs();
         let bits = 1u64 << self.hdr.refcount_order;
         let per_block = cs * 8 / bits;
@@ -220,6 +237,9 @@ impl Qcow2Mut {
             ));
         }
         if inner.reftable[rt_i] & OFFSET_MASK == 0 {
+            if delta == 0 {
+                return Ok(0);
+            }
             if delta < 0 {
                 return Err(Error::corrupt(
                     &self.path,
@@ -227,8 +247,7 @@ impl Qcow2Mut {
                     format!("cluster at {off:#x} is in use but has no refcount block"),
                 ));
             }
-            let rb = inner.next_free;
-            inner.next_free += cs;
+            let rb = self.reserve(inner)?;
             self.pwrite(inner, &vec![0u8; cs as usize], rb)?;
             inner.reftable[rt_i] = rb;
             let pos = self.hdr.refcount_table_offset + rt_i as u64 * 8;
@@ -276,6 +295,9 @@ impl Qcow2Mut {
                 format!("refcount {old} of cluster {off:#x} cannot change by {delta}"),
             ));
         }
+        if delta == 0 {
+            return Ok(old);
+        }
         let new = new as u64;
         if bits < 8 {
             let sh = bit % 8;
@@ -287,7 +309,8 @@ impl Qcow2Mut {
             }
         }
         let out = b;
-        self.pwrite(inner, &out[..nbytes], pos)
+        self.pwrite(inner, &out[..nbytes], pos)?;
+        Ok(old)
     }
 
     /// Set L2 entry `j` of the table at `l2_off`.
