@@ -3,4 +3,6 @@
 //! thin front end over this library.
 #![forbid(unsafe_code)]
 
+pub mod diskconv;
+pub mod migrate;
 pub mod validate;

@@ -1,30 +1,11 @@
 //! `hyper2kvm convert SRC DST [-O qcow2|raw] [--compress zlib|zstd]`.
 
 use anyhow::{Context, Result};
+use hyper2kvm::diskconv::{convert_disk, Compress, OutFormat};
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use vdisk::convert::{ConvertOptions, ConvertStats};
-use vdisk::writer::{Compression, Qcow2Options, Qcow2Writer, RawWriter, SeqWriter};
-use vdisk::{Disk, OpenOptions};
-
-/// Output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutFormat {
-    /// qcow2 v3.
-    Qcow2,
-    /// Sparse raw.
-    Raw,
-}
-
-/// Compression choice.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Compress {
-    /// Deflate (readable by every qcow2 implementation).
-    Zlib,
-    /// Zstandard (QEMU 5.1+).
-    Zstd,
-}
+use vdisk::writer::Compression;
+use vdisk::OpenOptions;
 
 /// Arguments of `convert`.
 #[derive(clap::Args)]
@@ -54,68 +35,6 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// Convert an open disk to `dst`; shared with `migrate`.
-pub fn convert_disk(
-    disk: &dyn Disk,
-    dst: &std::path::Path,
-    format: OutFormat,
-    compress: Option<Compression>,
-    threads: usize,
-    overwrite: bool,
-    show_progress: bool,
-) -> Result<ConvertStats> {
-    let size = disk.size();
-    let writer: Box<dyn SeqWriter> = match format {
-        OutFormat::Qcow2 => Box::new(Qcow2Writer::create(
-            dst,
-            size,
-            Qcow2Options {
-                compression: compress,
-                ..Default::default()
-            },
-            overwrite,
-        )?),
-        OutFormat::Raw => {
-            if compress.is_some() {
-                anyhow::bail!("--compress needs -O qcow2");
-            }
-            Box::new(RawWriter::create(dst, size, overwrite)?)
-        }
-    };
-    let bar = if show_progress {
-        let b = indicatif::ProgressBar::new(size);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap()
-            .progress_chars("=> "),
-        );
-        b.set_message(
-            dst.file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let opts = ConvertOptions {
-        threads,
-        compression: compress,
-    };
-    let cb = |done: u64| {
-        if let Some(b) = &bar {
-            b.set_position(done)
-        }
-    };
-    let (_, stats) = vdisk::convert::convert(disk, writer, &opts, &cb)?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    Ok(stats)
 }
 
 /// Run `convert`.

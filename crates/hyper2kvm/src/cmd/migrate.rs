@@ -1,13 +1,158 @@
-//! `hyper2kvm migrate` (not implemented yet).
+//! `hyper2kvm migrate SOURCE --out DIR ...`.
 
-/// Arguments.
-#[derive(clap::Args)]
-pub struct Args {
-    /// Arguments (unused until implemented).
-    rest: Vec<String>,
+use anyhow::Result;
+use hyper2kvm::diskconv::{Compress, OutFormat};
+use hyper2kvm::migrate::{self, source::Overrides, Options};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Final block device model.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Block {
+    /// One virtio-blk device per disk.
+    VirtioBlk,
+    /// One virtio-scsi controller.
+    VirtioScsi,
 }
 
-/// Run the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'migrate' is not implemented yet")
+/// Geometry fix mode.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum GeoMode {
+    /// Automatic choice.
+    Auto,
+    /// Pin the BIOS geometry in the domains.
+    Pin,
+    /// Rewrite BPB/MBR CHS fields on the output.
+    Rewrite,
+}
+
+/// Arguments of `migrate`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// VM description (.vmx, .ovf, .ova, .vbox, libvirt .xml) or disk images.
+    #[arg(required = true)]
+    sources: Vec<PathBuf>,
+    /// Output directory (must be empty unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// virtio-win ISO to attach to the bootstrap domain.
+    #[arg(long)]
+    virtio_win: Option<PathBuf>,
+    /// Output disk format.
+    #[arg(short = 'O', long = "format", value_enum, default_value = "qcow2")]
+    format: OutFormat,
+    /// Compress qcow2 outputs.
+    #[arg(long, value_enum)]
+    compress: Option<Compress>,
+    /// Final block device model.
+    #[arg(long, value_enum, default_value = "virtio-blk")]
+    block: Block,
+    /// Geometry fix mode.
+    #[arg(long, value_enum, default_value = "auto")]
+    geometry: GeoMode,
+    /// Only inspect and plan.
+    #[arg(long)]
+    dry_run: bool,
+    /// Boot both domains and classify the result.
+    #[arg(long)]
+    validate: bool,
+    /// Validation timeout per phase, seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Accelerator for validation: auto, kvm or tcg.
+    #[arg(long, default_value = "auto")]
+    accel: String,
+    /// Write into a non-empty output directory.
+    #[arg(long)]
+    force: bool,
+    /// Allow file references outside the source's directory.
+    #[arg(long)]
+    allow_outside_paths: bool,
+    /// Memory in MiB (override or for bare disks).
+    #[arg(long)]
+    memory: Option<u64>,
+    /// vCPUs (override or for bare disks).
+    #[arg(long)]
+    vcpus: Option<u32>,
+    /// Firmware: bios or uefi (override or for bare disks).
+    #[arg(long)]
+    firmware: Option<String>,
+    /// Guest OS id, e.g. win10, winxp, linux (override or for bare disks).
+    #[arg(long)]
+    os: Option<String>,
+    /// VM name (override).
+    #[arg(long)]
+    name: Option<String>,
+    /// Conversion threads (0 = all CPUs).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Run `migrate`.
+pub fn run(a: Args) -> Result<()> {
+    let o = Options {
+        sources: a.sources,
+        out: a.out.clone(),
+        virtio_win: a.virtio_win,
+        format: a.format,
+        compress: a.compress.map(|c| match c {
+            Compress::Zlib => vdisk::writer::Compression::Zlib,
+            Compress::Zstd => vdisk::writer::Compression::Zstd,
+        }),
+        block: match a.block {
+            Block::VirtioBlk => domain::writer::BlockBus::VirtioBlk,
+            Block::VirtioScsi => domain::writer::BlockBus::VirtioScsi,
+        },
+        dry_run: a.dry_run,
+        validate: a.validate,
+        validate_timeout: a.timeout,
+        accel: a.accel,
+        force: a.force,
+        allow_outside: a.allow_outside_paths,
+        overrides: Overrides {
+            memory_mib: a.memory,
+            vcpus: a.vcpus,
+            firmware: a.firmware,
+            os: a.os,
+            name: a.name,
+        },
+        threads: a.threads,
+        geometry: match a.geometry {
+            GeoMode::Auto => None,
+            GeoMode::Pin => Some(guest::fixgeo::FixMode::Pin),
+            GeoMode::Rewrite => Some(guest::fixgeo::FixMode::Rewrite),
+        },
+        progress: !a.quiet && !a.json && std::io::stderr().is_terminal(),
+    };
+    let res = migrate::run(&o);
+    let report_path = o.out.join("report.json");
+    let report: Option<serde_json::Value> = std::fs::read(&report_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if a.json {
+        if let Some(r) = &report {
+            println!("{}", serde_json::to_string_pretty(r)?);
+        }
+    } else if let Ok(r) = &res {
+        print!("{}", migrate::summary::human(r, &o));
+    }
+    match res {
+        Ok(r) if r.success => Ok(()),
+        Ok(r) => {
+            let failed: Vec<String> = r
+                .validation
+                .iter()
+                .filter(|v| !v.ok)
+                .map(|v| format!("{}: {}", v.phase, v.outcome))
+                .collect();
+            anyhow::bail!("validation failed: {}", failed.join("; "))
+        }
+        Err(e) => Err(e.context(format!("migration failed (see {})", report_path.display()))),
+    }
 }
