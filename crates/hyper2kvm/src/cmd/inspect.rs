@@ -1,13 +1,192 @@
-//! `hyper2kvm inspect` (not implemented yet).
+//! `hyper2kvm inspect DISK... [--json]`: partitions, filesystems, boot
+//! sector geometry, MBR CHS fields, container geometry hints, the BIOS
+//! geometry each target bus presents, every mismatch with its effect, and
+//! the geometry fix that would be chosen.
+
+use anyhow::Context;
+use guest::audit::{audit, Audit};
+use guest::fixgeo::{self, GeometryPlan};
+use guest::geometry::{self, Bus, DeviceGeometry};
+use serde::Serialize;
+use std::path::PathBuf;
 
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Arguments (unused until implemented).
-    rest: Vec<String>,
+    /// Disk images (any supported format).
+    #[arg(required = true)]
+    disks: Vec<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    path: PathBuf,
+    format: String,
+    audit: Audit,
+    plan: GeometryPlan,
 }
 
 /// Run the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'inspect' is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut reports = vec![];
+    for path in &args.disks {
+        let disk = vdisk::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let a = audit(&*disk, &DeviceGeometry::default())
+            .with_context(|| format!("cannot inspect {}", path.display()))?;
+        let plan = fixgeo::plan(&*disk, &a, None, &[Bus::Sata, Bus::VirtioBlk])?;
+        reports.push(Report {
+            path: path.clone(),
+            format: disk.layer().format,
+            audit: a,
+            plan,
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            print_text(r);
+        }
+    }
+    Ok(())
+}
+
+fn print_text(r: &Report) {
+    let a = &r.audit;
+    let t = &a.table;
+    println!("{} ({}, {} bytes)", r.path.display(), r.format, a.disk_size);
+    let scheme = match t.kind {
+        guest::partition::TableKind::None => "no partition table".to_string(),
+        guest::partition::TableKind::Mbr => "MBR".into(),
+        guest::partition::TableKind::Gpt => {
+            let g = t.gpt.as_ref();
+            format!(
+                "GPT ({} header used{})",
+                g.map(|g| g.used.as_str()).unwrap_or("?"),
+                if g.is_some_and(|g| g.hybrid_mbr) {
+                    ", hybrid MBR"
+                } else {
+                    ""
+                }
+            )
+        }
+    };
+    match &t.mbr {
+        Some(m) => println!(
+            "  table: {scheme}; disk signature {:#010x}; boot code {}",
+            m.disk_signature,
+            if m.boot_code_present {
+                "present"
+            } else {
+                "absent"
+            }
+        ),
+        None => println!("  table: {scheme}"),
+    }
+    for p in t.partitions() {
+        let mut line = format!(
+            "  {:>3}  LBA {:>10} +{:<10} {}",
+            p.index,
+            p.start_lba,
+            p.sectors,
+            p.type_name()
+        );
+        if p.bootable {
+            line.push_str(" active");
+        }
+        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            line.push_str(&format!(" \"{n}\""));
+        }
+        if let Some(e) = &p.mbr_entry {
+            line.push_str(&format!(" C/H/S {}..{}", e.start_chs, e.end_chs));
+        }
+        println!("{line}");
+    }
+    for v in &a.volumes {
+        let fs =
+            v.fs.map(|f| format!("{f:?}").to_lowercase())
+                .unwrap_or_else(|| "unknown".into());
+        let mut line = format!("  volume {}: {fs}", v.partition);
+        if let Some(b) = &v.bpb {
+            line.push_str(&format!(
+                "; BPB {} heads, {} sectors/track, hidden sectors {}, {} sectors",
+                b.heads, b.sectors_per_track, b.hidden_sectors, b.total_sectors
+            ));
+        }
+        match v.backup_matches {
+            Some(true) => line.push_str("; backup boot sector matches"),
+            Some(false) => line.push_str("; backup boot sector DIFFERS"),
+            None => {}
+        }
+        println!("{line}");
+    }
+    let h = &a.hints;
+    if !h.is_empty() {
+        println!(
+            "  container geometry ({}): physical {}, BIOS {}",
+            h.source.as_deref().unwrap_or("?"),
+            h.physical.map(geometry::fmt).unwrap_or_else(|| "-".into()),
+            h.bios.map(geometry::fmt).unwrap_or_else(|| "-".into())
+        );
+    }
+    if let Some(e) = a.expected {
+        println!(
+            "  boot code expects {} heads / {} sectors per track",
+            e.heads, e.sectors
+        );
+    }
+    println!("  BIOS geometry (QEMU + SeaBIOS, no pin):");
+    for g in &a.targets {
+        println!(
+            "    {:<11} {} ({:?})",
+            g.bus.name(),
+            geometry::fmt(g.logical),
+            g.translation
+        );
+    }
+    if a.findings.is_empty() {
+        println!("  findings: none");
+    } else {
+        println!("  findings:");
+        for f in &a.findings {
+            println!("    - {}", f.message);
+        }
+    }
+    print_plan(&r.plan, "  ");
+}
+
+/// Print a plan as text (shared with fix-geometry).
+pub(crate) fn print_plan(p: &GeometryPlan, ind: &str) {
+    let mode = match p.mode {
+        None => "none".to_string(),
+        Some(m) => format!("{m:?}").to_lowercase(),
+    };
+    let buses: Vec<&str> = p.buses.iter().map(|b| b.name()).collect();
+    println!(
+        "{ind}geometry plan for {}: {mode}{}",
+        buses.join(" then "),
+        if p.automatic { " (automatic)" } else { "" }
+    );
+    if let Some(pin) = &p.pin {
+        println!(
+            "{ind}  pin: {} (QEMU -device ...,{})",
+            geometry::fmt(pin.chs()),
+            pin.qemu_props()
+        );
+    }
+    if let Some(g) = p.rewrite_geometry {
+        println!(
+            "{ind}  rewrite to {} heads / {} sectors per track",
+            g.heads, g.sectors
+        );
+    }
+    for l in fixgeo::describe_after(p) {
+        println!("{ind}  after: {l}");
+    }
+    for n in &p.notes {
+        println!("{ind}  note: {n}");
+    }
 }
