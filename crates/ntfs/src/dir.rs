@@ -88,6 +88,8 @@ pub(crate) struct DirIndex {
     pub hdr: RootHeader,
     pub root: Vec<IEntry>,
     pub alloc: Option<Stream>,
+    /// $I30 $BITMAP (used by the checker).
+    #[allow(dead_code)]
     pub bitmap: Vec<u8>,
 }
 

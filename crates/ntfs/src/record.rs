@@ -47,7 +47,7 @@ pub const REC_DIRECTORY: u16 = 0x0002;
 /// Undo the update-sequence protection of a multi-sector structure in
 /// place. `pos` is only used in error messages.
 pub fn apply_fixups(buf: &mut [u8], pos: u64, what: &str) -> Result<()> {
-    if buf.len() < 512 || buf.len() % 512 != 0 {
+    if buf.len() < 512 || !buf.len().is_multiple_of(512) {
         return Err(corrupt(
             pos,
             format!("{what}: size {} is not a multiple of 512", buf.len()),
@@ -263,7 +263,7 @@ impl Record {
         let used = self.bytes_used();
         let t = u32le(b, o);
         let len = u32le(b, o + 4) as usize;
-        if len < 0x18 || len % 8 != 0 || o + len > used {
+        if len < 0x18 || !len.is_multiple_of(8) || o + len > used {
             return Err(self.err(o, &format!("attribute type {t:#x} length {len:#x} is not a multiple of 8 inside bytes in use {used:#x}")));
         }
         let nonres = b[o + 8];
@@ -282,7 +282,7 @@ impl Record {
         let body = if nonres == 0 {
             let value_len = u32le(b, o + 0x10) as usize;
             let value_off = usize::from(u16le(b, o + 0x14));
-            if value_off.checked_add(value_len).map_or(true, |e| e > len) {
+            if value_off.checked_add(value_len).is_none_or(|e| e > len) {
                 return Err(self.err(o, &format!("resident value {value_off:#x}+{value_len:#x} past attribute length {len:#x}")));
             }
             Body::Resident {

@@ -57,7 +57,7 @@ pub fn decode(b: &[u8], start_vcn: u64, total_clusters: u64, pos: u64) -> Result
             if lcn < 0
                 || (lcn as u64)
                     .checked_add(len)
-                    .map_or(true, |e| e > total_clusters)
+                    .is_none_or(|e| e > total_clusters)
             {
                 return Err(corrupt(
                     pos + i as u64,

@@ -88,9 +88,6 @@ impl Inode {
     pub fn fileref(&self) -> u64 {
         self.no | u64::from(self.seq()) << 48
     }
-    pub fn has_attr_list(&self) -> bool {
-        self.recs.len() > 1 || self.attrs.iter().any(|(_, a)| a.ty == ty::ATTRIBUTE_LIST)
-    }
 }
 
 /// One attribute's value, merged over its extents.
