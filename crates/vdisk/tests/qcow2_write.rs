@@ -87,9 +87,11 @@ fn random_writes(img: &Path, dir: &Path, seed: u64, count: usize) {
         &model,
         &format!("{} after writes", img.display()),
     );
-    // And our own reader agrees.
+    // And our own reader agrees, as do both extent maps.
     let r = vdisk::open(img).unwrap();
     assert_same(&read_all(&*r, 1 << 20), &model, "reader after writes");
+    check_map(&*r, img);
+    check_map(&open_rw(img).unwrap(), img);
 }
 
 #[test]

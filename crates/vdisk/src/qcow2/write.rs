@@ -9,7 +9,9 @@ use super::header::{beyond, Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY};
 use super::reader::{
     compressed_geometry, open_backing, read_l1, L2_COMPRESSED, L2_ZERO, OFFSET_MASK,
 };
-use crate::disk::{check_range, read_backing, Disk, DiskWrite, LayerInfo};
+use crate::disk::{
+    check_range, extent_backing, read_backing, Disk, DiskWrite, Extent, ExtentKind, LayerInfo,
+};
 use crate::error::{Error, Result};
 use crate::file::ImageFile;
 use crate::gate::{OpenCtx, OpenOptions};
@@ -457,6 +459,48 @@ impl Disk for Qcow2Mut {
             done += n;
         }
         Ok(())
+    }
+
+    fn extent(&self, offset: u64, max_len: u64) -> Result<Extent> {
+        check_range(self.size(), offset, 1)?;
+        let max_len = max_len.min(self.size() - offset);
+        let cs = self.cs();
+        let l2n = self.hdr.l2_entries();
+        let mut inner = self.inner.lock().unwrap();
+        let mut kind = None;
+        let mut len = 0;
+        // Bounded walk: at most 64 Ki clusters per call.
+        for _ in 0..1 << 16 {
+            if len >= max_len {
+                break;
+            }
+            let pos = offset + len;
+            let vc = pos / cs;
+            let e = match self.l2(&mut inner, (vc / l2n) as usize)? {
+                Some((_, t)) => t[(vc % l2n) as usize],
+                None => 0,
+            };
+            let k = if e & L2_COMPRESSED != 0 {
+                ExtentKind::Data
+            } else if e & L2_ZERO != 0 {
+                ExtentKind::Zero
+            } else if e & OFFSET_MASK != 0 {
+                ExtentKind::Data
+            } else {
+                ExtentKind::Unallocated
+            };
+            if *kind.get_or_insert(k) != k {
+                break;
+            }
+            len += (cs - pos % cs).min(max_len - len);
+        }
+        drop(inner);
+        match kind {
+            Some(ExtentKind::Unallocated) | None => {
+                extent_backing(self.backing.as_deref(), offset, len)
+            }
+            Some(kind) => Ok(Extent { kind, offset, len }),
+        }
     }
 
     fn layer(&self) -> LayerInfo {
