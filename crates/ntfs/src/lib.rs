@@ -33,6 +33,7 @@ pub mod volume;
 mod write;
 
 pub use boot::{is_bitlocker, BootSector};
+pub use check::CheckReport;
 pub use dir::{DirEntry, FileInfo, StreamInfo};
 pub use error::{Error, Result};
 pub use safety::{Safety, WriteOptions};
