@@ -171,11 +171,25 @@ fn check_case(c: &Case, compress: Option<&str>) {
         .args(["info", "--output=json"])
         .arg(&src)))
     .unwrap();
-    assert_eq!(
-        info["virtual_size"], qinfo["virtual-size"],
-        "{}: virtual size",
-        c.name
-    );
+    if c.name == "vpc-fixed" {
+        // QEMU counts the 512-byte footer of a fixed VHD as disk data; the
+        // footer's current size (and libvhdi) do not. We follow the spec.
+        let q = qinfo["virtual-size"].as_u64().unwrap();
+        assert_eq!(
+            info["virtual_size"].as_u64().unwrap(),
+            q - 512,
+            "{}: virtual size",
+            c.name
+        );
+        let v = run(tool("vhdiinfo").arg(&src));
+        assert!(v.contains(&format!("({} bytes)", q - 512)), "vhdiinfo: {v}");
+    } else {
+        assert_eq!(
+            info["virtual_size"], qinfo["virtual-size"],
+            "{}: virtual size",
+            c.name
+        );
+    }
 
     // qcow2 output: qemu-img check finds nothing, compare finds it identical.
     let out = work.path().join("out.qcow2");
