@@ -1,1 +1,223 @@
-//! Validation by booting (to be implemented).
+//! Validation by booting: run a migrated VM under QEMU on a throw-away
+//! snapshot, watch its consoles and QMP events, and say precisely whether
+//! and how it booted.
+//!
+//! # One boot: [`boot`]
+//!
+//! The caller gives a [`BootSpec`]: a QEMU argv (program first; disks as
+//! `-drive`, *without* serial, QMP, monitor or display options), a phase
+//! name, a time limit, an accelerator and an output directory. [`boot`]
+//! appends:
+//!
+//! * `-snapshot` — the disks are never written (validation must not change
+//!   the migration result; `-blockdev` is refused because `-snapshot` does
+//!   not cover it);
+//! * `-display none -monitor none`;
+//! * `-action reboot=shutdown,shutdown=pause,panic=pause` — a reboot, a
+//!   power-off or a panic pauses the VM so its last screen can be captured;
+//! * `-accel kvm|tcg` (`-cpu host` becomes `-cpu max` under TCG);
+//! * `-serial file:<out>/<phase>-serial.log`;
+//! * `-chardev file,id=h2kfw,path=<out>/<phase>-firmware.log
+//!   -device isa-debugcon,iobase=0x402,chardev=h2kfw` — SeaBIOS's own log
+//!   (`No bootable device`, `Boot failed: ...`);
+//! * `-qmp unix:<private tmp socket>,server=on,wait=off`.
+//!
+//! It then follows the serial and firmware logs, reads the VGA text screen
+//! (guest memory at 0xB8000, through QMP `pmemsave`) every two seconds —
+//! this is where boot-sector messages such as `NTLDR is missing` appear —
+//! and collects QMP events (`GUEST_PANICKED`, `SHUTDOWN`, `RESET`, `STOP`).
+//! It stops at the first success marker; at a failure marker, panic,
+//! reset or power-off (after a 2 s settle period that gathers context); when
+//! QEMU exits; or at the time limit. Then it saves `<out>/<phase>-screen.png`
+//! (QMP `screendump`, PNG), sends `quit`, and reaps QEMU; a guard kills it
+//! on every error path. QEMU's own output goes to `<out>/<phase>-qemu.log`.
+//!
+//! The verdict is a [`BootOutcome`] plus a one-line reason; the rules are
+//! the data table [`markers::MARKERS`] and the bugcheck table
+//! [`bugcheck::BUGCHECKS`].
+//!
+//! # A migration output directory: [`validate_dir`] (`hyper2kvm validate DIR`)
+//!
+//! File contract with `hyper2kvm migrate`:
+//!
+//! * input `DIR/<vmname>-<phase>.argv.json` — one per VM and phase
+//!   (`bootstrap`, `final`): a JSON array of strings, the QEMU argv
+//!   starting with the program name (`qemu-system-x86_64`), disks given
+//!   with `-drive`, no serial/QMP/monitor/display/accel options. Relative
+//!   paths in it are relative to `DIR` (QEMU runs with `DIR` as its
+//!   working directory).
+//! * input, optional, `DIR/validate.json`:
+//!   `{"success_markers": ["..."], "failure_markers": ["..."],
+//!   "timeout_seconds": 600}` — extra serial/screen substrings that mean
+//!   success or failure, and a default time limit.
+//! * output `DIR/validation-<phase>.json` — the [`BootReport`] (JSON), with
+//!   `ok`, `outcome` (tagged by `kind`), `reason`, `seconds`, the last
+//!   serial and firmware lines, screen text, QMP events and artefact paths.
+//! * output artefacts in `DIR/validation/`: `<phase>-serial.log`,
+//!   `<phase>-firmware.log`, `<phase>-qemu.log`, `<phase>-screen.png`.
+//!
+//! A directory holds one VM; with several `<vmname>`s the caller must pick
+//! one (`--vm`).
+
+pub mod accel;
+mod argv;
+pub mod bootsector;
+pub mod bugcheck;
+pub mod classify;
+mod dir;
+pub mod markers;
+pub mod qmp;
+mod runner;
+
+pub use accel::{probe_kvm, resolve_accel, ConcreteAccel};
+pub use classify::BootOutcome;
+pub use dir::{
+    find_phases, read_argv, read_config, validate_dir, DirOptions, DirResult, PhaseFile,
+    ValidateConfig,
+};
+pub use markers::{CustomMarker, MarkerKind, Source};
+pub use runner::{boot, vga_text_lines};
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Which accelerator to boot with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Probe KVM with a tiny boot; use TCG if it is absent or misbehaves.
+    Auto,
+    /// KVM, no probe.
+    Kvm,
+    /// TCG (software emulation): slow but always works.
+    Tcg,
+}
+
+impl std::str::FromStr for Accel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Accel, String> {
+        match s {
+            "auto" => Ok(Accel::Auto),
+            "kvm" => Ok(Accel::Kvm),
+            "tcg" => Ok(Accel::Tcg),
+            _ => Err(format!("accel must be auto, kvm or tcg, not {s:?}")),
+        }
+    }
+}
+
+/// What to boot and how.
+#[derive(Clone, Debug)]
+pub struct BootSpec {
+    /// QEMU argv, program first, without serial/QMP/monitor/display
+    /// options; disks as `-drive`.
+    pub argv: Vec<String>,
+    /// Phase name (`bootstrap`, `final`): prefixes the artefact names.
+    pub phase: String,
+    /// Time limit for reaching a verdict.
+    pub timeout: Duration,
+    /// Accelerator.
+    pub accel: Accel,
+    /// Where the logs and the screenshot go (created if missing).
+    pub out_dir: PathBuf,
+    /// Working directory for QEMU (relative paths in `argv`).
+    pub cwd: Option<PathBuf>,
+    /// Extra markers (checked before the built-in table).
+    pub markers: Vec<CustomMarker>,
+    /// Capture SeaBIOS's debug port 0x402 into `<phase>-firmware.log`.
+    pub firmware_log: bool,
+    /// Read the VGA text screen while the guest runs.
+    pub screen_text: bool,
+}
+
+impl BootSpec {
+    /// A spec with defaults: 300 s, `auto` accelerator, firmware log and
+    /// screen text on, no extra markers.
+    pub fn new(argv: Vec<String>, phase: &str, out_dir: &Path) -> BootSpec {
+        BootSpec {
+            argv,
+            phase: phase.to_string(),
+            timeout: Duration::from_secs(300),
+            accel: Accel::Auto,
+            out_dir: out_dir.to_path_buf(),
+            cwd: None,
+            markers: Vec::new(),
+            firmware_log: true,
+            screen_text: true,
+        }
+    }
+}
+
+/// The result of one boot; written as `validation-<phase>.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BootReport {
+    /// Phase name.
+    pub phase: String,
+    /// True when the outcome is a success.
+    pub ok: bool,
+    /// How the boot ended.
+    pub outcome: BootOutcome,
+    /// One line for humans.
+    pub reason: String,
+    /// Accelerator actually used.
+    pub accel: String,
+    /// Wall-clock seconds from QEMU start to the verdict.
+    pub seconds: f64,
+    /// Milestones seen, in order (`firmware`, `bootloader`, `kernel`, ...).
+    pub progress: Vec<String>,
+    /// Every marker match.
+    pub hits: Vec<markers::Hit>,
+    /// QMP events.
+    pub events: Vec<qmp::Event>,
+    /// Last lines of the serial console.
+    pub last_serial_lines: Vec<String>,
+    /// Last lines of the firmware debug log.
+    pub last_firmware_lines: Vec<String>,
+    /// Text on the VGA screen at the end (empty in graphics mode).
+    pub screen_text: Vec<String>,
+    /// The PNG screendump, if one was taken.
+    pub screenshot: Option<PathBuf>,
+    /// Serial log file.
+    pub serial_log: PathBuf,
+    /// Firmware log file.
+    pub firmware_log: Option<PathBuf>,
+    /// QEMU's stdout/stderr.
+    pub qemu_log: PathBuf,
+    /// The exact argv run.
+    pub argv: Vec<String>,
+    /// How things were decided (accelerator probe, argv changes, ...).
+    pub notes: Vec<String>,
+}
+
+/// Validation failure (not a failed boot: that is a [`BootReport`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// The spec or input files are unusable.
+    #[error("{0}")]
+    Spec(String),
+    /// File I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// QEMU could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+impl ValidateError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> ValidateError {
+        ValidateError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

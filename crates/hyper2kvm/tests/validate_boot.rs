@@ -1,0 +1,523 @@
+//! Validation by booting, against the real QEMU/SeaBIOS under TCG:
+//! tiny boot sectors (checked byte for byte against nasm) for success,
+//! named failures on serial, screen and firmware consoles, a pvpanic guest
+//! panic, a guest that writes its disk (which `-snapshot` must protect),
+//! QEMU failing to start, the KVM probe, and the `hyper2kvm validate DIR`
+//! file contract. The real Debian guest is in `validate_linux.rs`.
+
+use hyper2kvm::validate::bootsector::{Action, BootSector, Output};
+use hyper2kvm::validate::{
+    boot, Accel, BootOutcome, BootReport, BootSpec, CustomMarker, MarkerKind, Source,
+};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn need(tool: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "this test needs `{tool}` (scripts/install-deps.sh installs it)"
+    );
+}
+
+/// A 1 MiB raw disk whose first sector is `sector` (or empty).
+fn disk(dir: &Path, name: &str, sector: Option<[u8; 512]>) -> PathBuf {
+    let p = dir.join(name);
+    let mut img = vec![0u8; 1 << 20];
+    if let Some(s) = sector {
+        img[..512].copy_from_slice(&s);
+    }
+    std::fs::write(&p, img).unwrap();
+    p
+}
+
+fn argv(disk: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["qemu-system-x86_64", "-machine", "pc", "-m", "64", "-drive"]
+        .map(String::from)
+        .to_vec();
+    v.push(format!("file={},format=raw,if=ide", disk.display()));
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn spec(argv: Vec<String>, out: &Path, phase: &str) -> BootSpec {
+    let mut s = BootSpec::new(argv, phase, out);
+    s.accel = Accel::Tcg;
+    s.timeout = Duration::from_secs(120);
+    s.markers = vec![CustomMarker {
+        kind: MarkerKind::Success,
+        text: "BOOT OK".into(),
+    }];
+    s
+}
+
+fn sha256(p: &Path) -> Vec<u8> {
+    Sha256::digest(std::fs::read(p).unwrap()).to_vec()
+}
+
+/// No process may still have our output directory on its command line.
+fn assert_no_qemu_left(out: &Path) {
+    let needle = out.display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !(cmd.contains("qemu-system") && cmd.contains(&needle)),
+            "QEMU left running: {cmd}"
+        );
+    }
+}
+
+fn run(spec: &BootSpec) -> BootReport {
+    need("qemu-system-x86_64");
+    let r = boot(spec).expect("boot");
+    assert_no_qemu_left(&spec.out_dir);
+    // The report is valid JSON with the documented fields.
+    let v = serde_json::to_value(&r).unwrap();
+    for k in [
+        "ok",
+        "outcome",
+        "reason",
+        "seconds",
+        "last_serial_lines",
+        "events",
+        "screenshot",
+    ] {
+        assert!(v.get(k).is_some(), "report lacks {k}: {v}");
+    }
+    eprintln!("{}: {} in {:.1} s", spec.phase, r.reason, r.seconds);
+    r
+}
+
+fn nasm(src: &str, dir: &Path) -> Vec<u8> {
+    need("nasm");
+    let asm = dir.join("s.asm");
+    let bin = dir.join("s.bin");
+    std::fs::write(&asm, src).unwrap();
+    let out = Command::new("nasm")
+        .args(["-f", "bin", "-o"])
+        .arg(&bin)
+        .arg(&asm)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nasm: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(bin).unwrap()
+}
+
+#[test]
+fn boot_sectors_match_nasm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            BootSector::serial("BOOT OK\r\n", Action::Halt),
+            "",
+            "mov dx, 0x3f8",
+            "out dx, al",
+            "",
+        ),
+        (
+            BootSector::serial("H2K", Action::DebugExit(0x10)),
+            "",
+            "mov dx, 0x3f8",
+            "out dx, al",
+            "mov al, 0x10\nout 0xf4, al",
+        ),
+        (
+            BootSector {
+                message: "PANIC".into(),
+                output: Output::Serial,
+                write_self: true,
+                action: Action::Pvpanic,
+            },
+            "mov es, ax\nmov bx, 0x7c00\nmov ax, 0x0301\nmov cx, 0x0002\nmov dx, 0x0080\nint 0x13",
+            "mov dx, 0x3f8",
+            "out dx, al",
+            "mov dx, 0x505\nmov al, 1\nout dx, al",
+        ),
+        (
+            BootSector {
+                message: "NTLDR is missing".into(),
+                output: Output::Screen,
+                write_self: false,
+                action: Action::Halt,
+            },
+            "",
+            "",
+            "mov ah, 0x0e\nmov bx, 7\nint 0x10",
+            "",
+        ),
+    ];
+    for (bs, write, setup, body, action) in cases {
+        let src = format!(
+            "bits 16\norg 0x7c00\ncld\nxor ax, ax\nmov ds, ax\n{write}\nmov si, msg\n{setup}\n\
+             next: lodsb\ntest al, al\njz done\n{body}\njmp short next\n\
+             done:\n{action}\nhang: hlt\njmp short hang\nmsg: db {}, 0\n\
+             times 510-($-$$) db 0\ndw 0xaa55\n",
+            bs.message
+                .bytes()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let want = nasm(&src, dir.path());
+        assert_eq!(bs.assemble().unwrap().to_vec(), want, "{bs:?}\n{src}");
+    }
+}
+
+#[test]
+fn success_marker_from_boot_sector() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(
+        dir.path(),
+        "ok.raw",
+        Some(
+            BootSector::serial("BOOT OK\r\n", Action::Halt)
+                .assemble()
+                .unwrap(),
+        ),
+    );
+    let out = dir.path().join("out");
+    let r = run(&spec(argv(&d, &[]), &out, "final"));
+    assert!(r.ok, "{r:#?}");
+    assert!(matches!(r.outcome, BootOutcome::Success { ref marker, .. } if marker == "marker"));
+    assert_eq!(r.accel, "tcg");
+    assert!(
+        r.last_serial_lines.iter().any(|l| l == "BOOT OK"),
+        "{:?}",
+        r.last_serial_lines
+    );
+    // SeaBIOS's own log was captured from port 0x402.
+    assert!(
+        r.last_firmware_lines
+            .iter()
+            .any(|l| l.contains("Booting from Hard Disk")),
+        "{:?}",
+        r.last_firmware_lines
+    );
+    assert!(
+        r.progress.contains(&"firmware".to_string()),
+        "{:?}",
+        r.progress
+    );
+    // A PNG screendump.
+    let png = std::fs::read(r.screenshot.as_ref().expect("screenshot")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("final-serial.log")).unwrap(),
+        "BOOT OK\r\n"
+    );
+}
+
+#[test]
+fn disk_writes_never_reach_the_image() {
+    // The guest copies its boot sector to LBA 1. Without -snapshot (QEMU
+    // run directly) that changes the image; under validation it must not.
+    need("qemu-system-x86_64");
+    let dir = tempfile::tempdir().unwrap();
+    let bs = BootSector {
+        message: "BOOT OK\r\n".into(),
+        output: Output::Serial,
+        write_self: true,
+        action: Action::DebugExit(0),
+    };
+    let sector = bs.assemble().unwrap();
+    let direct = disk(dir.path(), "direct.raw", Some(sector));
+    let status = Command::new("timeout")
+        .arg("60")
+        .args(argv(
+            &direct,
+            &[
+                "-accel",
+                "tcg",
+                "-display",
+                "none",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            ],
+        ))
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "isa-debug-exit(0) makes QEMU exit 1"
+    );
+    let after = std::fs::read(&direct).unwrap();
+    assert_eq!(
+        &after[512..1024],
+        &sector[..],
+        "the guest really writes LBA 1"
+    );
+
+    let d = disk(dir.path(), "validated.raw", Some(sector));
+    let before = sha256(&d);
+    let out = dir.path().join("out");
+    let r = run(&spec(
+        argv(&d, &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]),
+        &out,
+        "final",
+    ));
+    assert!(r.ok, "{r:#?}");
+    assert_eq!(sha256(&d), before, "validation changed the disk");
+}
+
+#[test]
+fn named_failure_on_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(
+        dir.path(),
+        "err.raw",
+        Some(
+            BootSector::serial(
+                "A disk read error occurred\r\nPress Ctrl+Alt+Del to restart\r\n",
+                Action::Halt,
+            )
+            .assemble()
+            .unwrap(),
+        ),
+    );
+    let r = run(&spec(argv(&d, &[]), &dir.path().join("out"), "final"));
+    assert!(!r.ok);
+    assert!(
+        matches!(r.outcome, BootOutcome::Failure { ref id, source: Source::Serial, .. } if id == "disk_read_error"),
+        "{r:#?}"
+    );
+    assert!(r.reason.contains("disk_read_error"), "{}", r.reason);
+}
+
+#[test]
+fn named_failure_on_screen_only() {
+    // Real boot sectors print through the BIOS onto the screen, not COM1:
+    // the VGA text buffer is read through QMP.
+    let dir = tempfile::tempdir().unwrap();
+    let bs = BootSector {
+        message: "BOOTMGR is missing\r\nPress Ctrl+Alt+Del to restart\r\n".into(),
+        output: Output::Screen,
+        write_self: false,
+        action: Action::Halt,
+    };
+    let d = disk(dir.path(), "bootmgr.raw", Some(bs.assemble().unwrap()));
+    let r = run(&spec(argv(&d, &[]), &dir.path().join("out"), "bootstrap"));
+    assert!(
+        matches!(r.outcome, BootOutcome::Failure { ref id, source: Source::Screen, .. } if id == "bootmgr_missing"),
+        "{r:#?}"
+    );
+    assert!(
+        r.screen_text
+            .iter()
+            .any(|l| l.contains("BOOTMGR is missing")),
+        "{:?}",
+        r.screen_text
+    );
+    assert!(r.last_serial_lines.is_empty(), "{:?}", r.last_serial_lines);
+}
+
+#[test]
+fn empty_disk_is_no_bootable_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(dir.path(), "empty.raw", None);
+    let r = run(&spec(argv(&d, &[]), &dir.path().join("out"), "final"));
+    match &r.outcome {
+        BootOutcome::Failure { id, .. } => assert_eq!(id, "no_bootable_device", "{r:#?}"),
+        o => panic!("{o:?}: {r:#?}"),
+    }
+    // SeaBIOS said why, on its debug port.
+    assert!(
+        r.reason.contains("Boot failed: not a bootable disk"),
+        "{}",
+        r.reason
+    );
+    assert!(
+        r.last_firmware_lines
+            .iter()
+            .any(|l| l.contains("No bootable device")),
+        "{:?}",
+        r.last_firmware_lines
+    );
+}
+
+#[test]
+fn pvpanic_is_a_guest_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(
+        dir.path(),
+        "panic.raw",
+        Some(
+            BootSector::serial("about to panic\r\n", Action::Pvpanic)
+                .assemble()
+                .unwrap(),
+        ),
+    );
+    let r = run(&spec(
+        argv(&d, &["-device", "pvpanic"]),
+        &dir.path().join("out"),
+        "final",
+    ));
+    match &r.outcome {
+        BootOutcome::GuestPanic { panic } => {
+            assert_eq!(panic.kind, "pvpanic");
+            assert!(panic.bugcheck.is_none());
+        }
+        o => panic!("{o:?}: {r:#?}"),
+    }
+    assert!(
+        r.events.iter().any(|e| e.name == "GUEST_PANICKED"),
+        "{:?}",
+        r.events
+    );
+    // panic=pause kept the VM for a last screenshot.
+    assert!(r.screenshot.is_some(), "{:?}", r.notes);
+}
+
+#[test]
+fn qemu_that_cannot_start_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("does-not-exist.raw");
+    let r = run(&spec(argv(&missing, &[]), &dir.path().join("out"), "final"));
+    match &r.outcome {
+        BootOutcome::QemuExited { status, stderr } => {
+            assert_eq!(*status, Some(1));
+            assert!(stderr.contains("does-not-exist.raw"), "{stderr}");
+        }
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn argv_that_would_defeat_snapshot_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = argv(&dir.path().join("x.raw"), &[]);
+    a.extend([
+        "-blockdev".into(),
+        "driver=file,filename=x.raw,node-name=f".into(),
+    ]);
+    let err = boot(&spec(a, &dir.path().join("out"), "final")).unwrap_err();
+    assert!(err.to_string().contains("-blockdev"), "{err}");
+    let err = boot(&spec(
+        argv(&dir.path().join("x.raw"), &[]),
+        &dir.path().join("out"),
+        "a/b",
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("phase name"), "{err}");
+}
+
+#[test]
+fn kvm_probe_reaches_a_verdict() {
+    // KVM may work, be absent, or be a nested hypervisor that crashes
+    // guests: any of these must end in a decision, never a hang or a
+    // leftover process.
+    need("qemu-system-x86_64");
+    let (accel, why) = hyper2kvm::validate::probe_kvm();
+    eprintln!("probe: {accel:?}: {why}");
+    assert!(why.contains(accel.name()), "{why}");
+}
+
+#[test]
+fn cli_validates_a_directory() {
+    need("qemu-system-x86_64");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // final boots (custom marker from validate.json), bootstrap fails.
+    let good = BootSector::serial("H2K SELFTEST PASSED\r\n", Action::Halt)
+        .assemble()
+        .unwrap();
+    let bad = BootSector::serial("Missing operating system\r\n", Action::Halt)
+        .assemble()
+        .unwrap();
+    disk(d, "good.raw", Some(good));
+    disk(d, "bad.raw", Some(bad));
+    let rel = |name: &str| -> Vec<String> {
+        // Relative disk path: QEMU runs in DIR.
+        let mut v = argv(Path::new(name), &[]);
+        v.extend(["-cpu".into(), "host".into()]); // becomes max under TCG
+        v
+    };
+    std::fs::write(
+        d.join("vm1-final.argv.json"),
+        serde_json::to_string(&rel("good.raw")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("vm1-bootstrap.argv.json"),
+        serde_json::to_string(&rel("bad.raw")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("validate.json"),
+        r#"{"success_markers": ["SELFTEST PASSED"], "timeout_seconds": 120}"#,
+    )
+    .unwrap();
+    let exe = env!("CARGO_BIN_EXE_hyper2kvm");
+    let out = Command::new(exe)
+        .args(["validate", "--accel", "tcg", "--phase", "final"])
+        .arg(d)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("vm1 final: BOOTED"), "{stdout}");
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("validation-final.json")).unwrap())
+            .unwrap();
+    assert_eq!(rep["ok"], true);
+    assert_eq!(rep["outcome"]["kind"], "success");
+    assert_eq!(rep["outcome"]["line"], "H2K SELFTEST PASSED");
+    assert!(
+        rep["notes"].to_string().contains("-cpu max"),
+        "{}",
+        rep["notes"]
+    );
+    assert!(d.join("validation/final-serial.log").exists());
+    assert!(d.join("validation/final-screen.png").exists());
+
+    let out = Command::new(exe)
+        .args(["validate", "--accel", "tcg", "--json"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "bootstrap failed, so must the command"
+    );
+    let reps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reps[0]["phase"], "bootstrap");
+    assert_eq!(reps[0]["outcome"]["kind"], "failure");
+    assert_eq!(reps[0]["outcome"]["id"], "missing_os");
+    assert_eq!(reps[1]["phase"], "final");
+    assert_eq!(reps[1]["ok"], true);
+    let rep: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("validation-bootstrap.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rep["outcome"]["id"], "missing_os");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("validation failed: bootstrap"));
+    assert_no_qemu_left(d);
+
+    // Not a migration directory.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(exe)
+        .args(["validate"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("argv.json"));
+}
