@@ -425,7 +425,9 @@ impl Hive {
             }
             let mut offs = Vec::new();
             for s in &segs {
-                let o = self.alloc(s.len())?;
+                // Windows allocates every segment at full size, the last
+                // one too (and hivex relies on it).
+                let o = self.alloc(BIG_DATA_SEGMENT)?;
                 self.cell_mut(o)?[..s.len()].copy_from_slice(s);
                 offs.push(o);
             }

@@ -158,7 +158,10 @@ impl Hive {
                     format!("hive bin offset field {boff:#x}, expected {pos:#x}"),
                 ));
             }
-            if bsize < 4096 || !bsize.is_multiple_of(4096) || bsize as u64 + pos as u64 > total as u64 {
+            if bsize < 4096
+                || !bsize.is_multiple_of(4096)
+                || bsize as u64 + pos as u64 > total as u64
+            {
                 return Err(Error::corrupt(
                     fo + 8,
                     format!(

@@ -24,6 +24,7 @@ mod log;
 mod marvin;
 mod names;
 mod read;
+mod regtext;
 mod security;
 mod value;
 
@@ -34,5 +35,6 @@ pub use hive::{write_atomic, Hive};
 pub use log::{log_files, open_file_with_logs, LogFile, ReplayPolicy, ReplayReport};
 pub use marvin::{marvin32, LOG_SEED};
 pub use read::{Key, ValueRef, BIG_DATA_SEGMENT};
+pub use regtext::{decode_reg_bytes, ImportStats};
 pub use security::default_descriptor;
 pub use value::*;

@@ -1,0 +1,281 @@
+//! Shared test helpers: test data, oracle tools, tree listings.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use regf::Hive;
+
+/// Directory of the shared test hives.
+pub fn hives_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/testdata/hives"
+    ))
+}
+
+/// Shared phony-windows directory.
+pub fn phony_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/testdata/phony-windows"
+    ))
+}
+
+/// Fail loudly if an oracle tool is missing.
+pub fn require(tool: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(ok, "oracle tool '{tool}' is not installed (apt-get install libhivex-bin libwin-hivex-perl reglookup; pip install regipy)");
+}
+
+/// Decompress `name.xz` from the shared hives into `dir`; returns the path.
+pub fn unxz(dir: &Path, name: &str) -> PathBuf {
+    require("xz");
+    let src = hives_dir().join(format!("{name}.xz"));
+    assert!(src.exists(), "missing test data {}", src.display());
+    let out = dir.join(name);
+    let o = Command::new("xz")
+        .arg("-dc")
+        .arg(&src)
+        .output()
+        .expect("run xz");
+    assert!(o.status.success(), "xz -dc {} failed", src.display());
+    std::fs::write(&out, o.stdout).unwrap();
+    out
+}
+
+/// Run a command, assert success, return stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Normalised listing of a hive through our reader:
+/// `K\tpath` and `V\tpath\tname\ttype\thexdata`, sorted.
+pub fn listing(h: &Hive) -> Vec<String> {
+    let mut out = Vec::new();
+    h.walk("", |path, k| {
+        out.push(format!("K\t{path}"));
+        for v in k.values()? {
+            out.push(format!(
+                "V\t{path}\t{}\t{}\t{}",
+                v.name()?,
+                v.kind()?,
+                hex(&v.raw()?)
+            ));
+        }
+        Ok(())
+    })
+    .unwrap();
+    out.sort();
+    out
+}
+
+fn unquote(s: &str) -> (String, &str) {
+    let mut out = String::new();
+    let mut it = s.char_indices();
+    while let Some((i, c)) = it.next() {
+        match c {
+            '"' => return (out, &s[i + 1..]),
+            '\\' => out.push(it.next().unwrap().1),
+            c => out.push(c),
+        }
+    }
+    panic!("unterminated string in {s}");
+}
+
+/// Normalised listing of `.reg` text (hivexregedit's or ours).
+pub fn reg_listing(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut acc = String::new();
+    for l in text.lines() {
+        let t = l.trim_end();
+        if let Some(x) = t.strip_suffix('\\') {
+            if !t.starts_with('[') {
+                acc.push_str(x.trim_start());
+                continue;
+            }
+        }
+        acc.push_str(t.trim_start());
+        lines.push(std::mem::take(&mut acc));
+    }
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for l in lines {
+        if l.is_empty() || l.starts_with("Windows Registry Editor") {
+            continue;
+        }
+        if l.starts_with('[') && l.ends_with(']') {
+            cur = l[1..l.len() - 1].trim_start_matches('\\').to_string();
+            out.push(format!("K\t{cur}"));
+            continue;
+        }
+        let (name, rest) = if let Some(r) = l.strip_prefix('@') {
+            (String::new(), r)
+        } else {
+            unquote(&l[1..])
+        };
+        let rest = rest.strip_prefix('=').expect("=");
+        let (kind, data): (u32, Vec<u8>) = if let Some(d) = rest.strip_prefix("dword:") {
+            (
+                4,
+                u32::from_str_radix(d, 16).unwrap().to_le_bytes().to_vec(),
+            )
+        } else if let Some(d) = rest.strip_prefix("hex:") {
+            (3, hexbytes(d))
+        } else if let Some(d) = rest.strip_prefix("hex(") {
+            let c = d.find("):").unwrap();
+            (
+                u32::from_str_radix(&d[..c], 16).unwrap(),
+                hexbytes(&d[c + 2..]),
+            )
+        } else if let Some(d) = rest.strip_prefix('"') {
+            let (s, _) = unquote(d);
+            let mut b: Vec<u8> = s.encode_utf16().flat_map(|c| c.to_le_bytes()).collect();
+            b.extend([0, 0]);
+            (1, b)
+        } else {
+            panic!("unknown data {rest}");
+        };
+        out.push(format!("V\t{cur}\t{name}\t{kind}\t{}", hex(&data)));
+    }
+    out.sort();
+    out
+}
+
+fn hexbytes(s: &str) -> Vec<u8> {
+    s.split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| u8::from_str_radix(t.trim(), 16).unwrap())
+        .collect()
+}
+
+/// hivexregedit's export of a whole hive, normalised.
+pub fn hivex_listing(path: &Path) -> Vec<String> {
+    require("hivexregedit");
+    let text = run(Command::new("hivexregedit")
+        .arg("--export")
+        .arg(path)
+        .arg("\\"));
+    reg_listing(&text)
+}
+
+/// Compare two listings, printing the first differences.
+pub fn assert_same(ours: &[String], theirs: &[String], what: &str) {
+    if ours == theirs {
+        return;
+    }
+    let a: std::collections::BTreeSet<_> = ours.iter().collect();
+    let b: std::collections::BTreeSet<_> = theirs.iter().collect();
+    let short = |s: &&String| -> String {
+        if s.len() > 160 {
+            format!("{}... ({} chars)", &s[..160], s.len())
+        } else {
+            s.to_string()
+        }
+    };
+    let only_a: Vec<String> = a.difference(&b).take(10).map(short).collect();
+    let only_b: Vec<String> = b.difference(&a).take(10).map(short).collect();
+    panic!(
+        "{what}: listings differ ({} vs {} lines)\nonly ours: {only_a:#?}\nonly theirs: {only_b:#?}",
+        ours.len(),
+        theirs.len()
+    );
+}
+
+/// regipy's listing (keys, value names, types; DWORD/QWORD data) of a hive.
+pub fn regipy_listing(path: &Path) -> Vec<String> {
+    require("python3");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/regipy_dump.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(
+        o.status.success(),
+        "regipy dump failed (is regipy installed? pip install regipy): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Our listing in regipy's shape (type names as regipy prints them; data
+/// only for well-formed DWORD/QWORD, `*` for malformed ones, whose bytes
+/// regipy does not decode exactly).
+pub fn regipy_shaped(h: &Hive) -> Vec<String> {
+    let mut out = Vec::new();
+    h.walk("", |path, k| {
+        out.push(format!("K\t{path}"));
+        for v in k.values()? {
+            let kind = v.kind()?;
+            let d = match v.data()? {
+                regf::Value::Dword(n) => n.to_string(),
+                regf::Value::Qword(n) => n.to_string(),
+                regf::Value::Raw { kind: 4 | 11, .. } => "*".into(),
+                _ => "-".into(),
+            };
+            let t = if kind <= 11 {
+                regf::kind_name(kind)
+            } else {
+                kind.to_string()
+            };
+            out.push(format!("V\t{path}\t{}\t{t}\t{d}", v.name()?));
+        }
+        Ok(())
+    })
+    .unwrap();
+    out.sort();
+    out
+}
+
+/// Compare our reading of `h` with regipy's reading of `path`.
+pub fn assert_same_as_regipy(h: &Hive, path: &Path, what: &str) {
+    let ours = regipy_shaped(h);
+    let star: std::collections::HashSet<String> = ours
+        .iter()
+        .filter(|l| l.ends_with("\t*"))
+        .map(|l| l[..l.len() - 1].to_string())
+        .collect();
+    let mut theirs: Vec<String> = regipy_listing(path)
+        .into_iter()
+        .map(|l| match l.rfind('\t') {
+            Some(i) if star.contains(&l[..=i]) => format!("{}*", &l[..=i]),
+            _ => l,
+        })
+        .collect();
+    theirs.sort();
+    assert_same(&ours, &theirs, what);
+}
+
+/// Assert the hive has no invariant problems.
+pub fn assert_clean(h: &Hive, what: &str) {
+    let p = h.check();
+    assert!(
+        p.is_empty(),
+        "{what}: {} problems, first: {:#?}",
+        p.len(),
+        &p[..p.len().min(5)]
+    );
+}
