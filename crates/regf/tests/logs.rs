@@ -247,7 +247,7 @@ fn hvle_chain_across_logs_gaps_and_bad_hashes() {
     // Entry q in LOG2 and q+1 in LOG1: chained by sequence number.
     let logs = [
         log("H.LOG1", new_log(&primary, &[stale.clone(), e2.clone()])),
-        log("H.LOG2", new_log(&primary, &[e1.clone()])),
+        log("H.LOG2", new_log(&primary, std::slice::from_ref(&e1))),
     ];
     let (h, rep) = Hive::open_with_logs(primary.clone(), &logs, ReplayPolicy::Strict).unwrap();
     assert_eq!(
@@ -257,7 +257,7 @@ fn hvle_chain_across_logs_gaps_and_bad_hashes() {
     assert_eq!(listing(&h), want);
     assert_clean(&h, "hvle replay");
     // A gap (only q+1 present) is refused; IgnoreLogs takes the primary.
-    let gap = [log("H.LOG1", new_log(&primary, &[e2.clone()]))];
+    let gap = [log("H.LOG1", new_log(&primary, std::slice::from_ref(&e2)))];
     let e = Hive::open_with_logs(primary.clone(), &gap, ReplayPolicy::Strict).unwrap_err();
     assert!(e.to_string().contains("expected sequence number"), "{e}");
     let (h, _) = Hive::open_with_logs(primary.clone(), &gap, ReplayPolicy::IgnoreLogs).unwrap();
@@ -287,7 +287,7 @@ fn hvle_chain_across_logs_gaps_and_bad_hashes() {
         o
     };
     let logs = [
-        log("H.LOG1", new_log(&primary, &[e1.clone()])),
+        log("H.LOG1", new_log(&primary, std::slice::from_ref(&e1))),
         log("H.LOG2", new_log(&primary, &[other])),
     ];
     assert!(Hive::open_with_logs(primary.clone(), &logs, ReplayPolicy::Strict).is_err());
