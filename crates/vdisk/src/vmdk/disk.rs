@@ -474,19 +474,7 @@ impl Disk for VmdkDisk {
                 _ => data(limit),
             });
         };
-        let gb = sp.grain_bytes();
-        let class = |g: Grain| match g {
-            Grain::Data(_) => 0u8,
-            Grain::Zero => 1,
-            Grain::Unallocated => 2,
-        };
-        let first = sp.lookup(rel / gb)?;
-        let end = rel + limit;
-        let mut run_end = (rel / gb + 1).saturating_mul(gb).min(end);
-        while run_end < end && class(sp.lookup(run_end / gb)?) == class(first) {
-            run_end = run_end.saturating_add(gb).min(end);
-        }
-        let len = run_end - rel;
+        let (first, len) = sp.run(rel, limit)?;
         Ok(match first {
             Grain::Data(_) => data(len),
             Grain::Zero => Extent {

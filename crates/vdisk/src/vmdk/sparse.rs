@@ -265,6 +265,50 @@ impl SparseExtent {
         })
     }
 
+    /// True when the whole grain table covering `grain` is absent (or
+    /// beyond the capacity), so all its grains are unallocated.
+    fn table_absent(&self, grain: u64) -> bool {
+        grain.saturating_mul(self.grain_bytes) >= self.capacity
+            || !matches!(self.gd.get((grain / self.gtes_per_gt) as usize), Some(&s) if s != 0)
+    }
+
+    /// The state of the grain at extent-relative byte `rel` and how many
+    /// bytes from `rel` (at most `limit`) share that state (data, zero or
+    /// unallocated). Scans at most 65536 grain-table entries per call;
+    /// absent grain tables are skipped whole.
+    pub fn run(&self, rel: u64, limit: u64) -> Result<(Grain, u64)> {
+        let gb = self.grain_bytes;
+        let end = rel.saturating_add(limit);
+        let first = self.lookup(rel / gb)?;
+        let class = |g: Grain| match g {
+            Grain::Data(_) => 0u8,
+            Grain::Zero => 1,
+            Grain::Unallocated => 2,
+        };
+        let mut pos = (rel / gb + 1).saturating_mul(gb);
+        let mut budget = 65536u32;
+        while pos < end && budget > 0 {
+            let g = pos / gb;
+            if class(first) == 2 && self.table_absent(g) {
+                let gt_end = (g / self.gtes_per_gt + 1)
+                    .saturating_mul(self.gtes_per_gt)
+                    .saturating_mul(gb);
+                pos = if g.saturating_mul(gb) >= self.capacity {
+                    end
+                } else {
+                    gt_end
+                };
+                continue;
+            }
+            budget -= 1;
+            if class(self.lookup(g)?) != class(first) {
+                break;
+            }
+            pos = pos.saturating_add(gb);
+        }
+        Ok((first, pos.min(end) - rel))
+    }
+
     /// Read `buf` at extent-relative offset `rel`; unallocated parts are
     /// filled by `fallback(buf, rel)`.
     pub fn read(
