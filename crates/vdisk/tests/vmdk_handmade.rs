@@ -203,3 +203,34 @@ fn stream_with_grain_directory_in_footer() {
     let e = vdisk::open(&p).expect_err("bad EOS marker");
     assert_eq!(e.kind, vdisk::ErrorKind::Corrupt, "{e}");
 }
+
+#[test]
+fn kdmv_container_holding_only_a_descriptor() {
+    // capacity 0 + embedded descriptor: the KDMV file is just a wrapper
+    // for a descriptor naming other extents (qemu accepts this too).
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    make_raw(
+        &dir.join("data.bin"),
+        1 << 20,
+        &[(0, 1 << 20, Fill::Random)],
+        9,
+    );
+    let mut f = vec![0u8; 512];
+    f[0..4].copy_from_slice(b"KDMV");
+    f[4..8].copy_from_slice(&1u32.to_le_bytes());
+    f[20..28].copy_from_slice(&128u64.to_le_bytes());
+    f[28..36].copy_from_slice(&1u64.to_le_bytes());
+    f[36..44].copy_from_slice(&2u64.to_le_bytes());
+    f[44..48].copy_from_slice(&512u32.to_le_bytes());
+    f[73..77].copy_from_slice(b"\n \r\n");
+    let desc = b"# Disk DescriptorFile\nversion=1\nCID=22222222\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"data.bin\" 0\n";
+    f.extend_from_slice(desc);
+    f.resize(3 * 512, 0);
+    std::fs::write(dir.join("w.vmdk"), &f).unwrap();
+    let disk = vdisk::open(&dir.join("w.vmdk")).unwrap();
+    assert_eq!(disk.layer().subformat.as_deref(), Some("monolithicFlat"));
+    assert_same_as_raw(disk.as_ref(), &dir.join("data.bin"));
+    let q = qemu_to_raw(dir, "w.vmdk", "q.raw");
+    assert_same_as_raw(disk.as_ref(), &q);
+}

@@ -231,6 +231,52 @@ fn snapshot_delta_reads_through_to_parent() {
 }
 
 #[test]
+fn split_sparse_delta_over_stream_base() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let raw = dir.join("pattern.raw");
+    standard_pattern(&raw);
+    convert(dir, "streamOptimized", &[], "base.vmdk");
+    qemu_img(
+        dir,
+        &[
+            "create",
+            "-f",
+            "vmdk",
+            "-o",
+            "subformat=twoGbMaxExtentSparse",
+            "-b",
+            "base.vmdk",
+            "-F",
+            "vmdk",
+            "delta.vmdk",
+        ],
+    );
+    qemu_io(
+        dir,
+        "delta.vmdk",
+        &["write -P 0x77 1536k 100k", "write -P 0x78 20M 64k"],
+    );
+    let disk = vdisk::open(&dir.join("delta.vmdk")).unwrap();
+    assert_eq!(
+        disk.layer().subformat.as_deref(),
+        Some("twoGbMaxExtentSparse")
+    );
+    assert_eq!(
+        disk.backing().unwrap().layer().subformat.as_deref(),
+        Some("streamOptimized")
+    );
+    let q = qemu_to_raw(dir, "delta.vmdk", "q.raw");
+    assert_same_as_raw(disk.as_ref(), &q);
+    assert_map_agrees(disk.as_ref(), &qemu_map(dir, "delta.vmdk"));
+    assert!(
+        disk.layer().warnings.is_empty(),
+        "{:?}",
+        disk.layer().warnings
+    );
+}
+
+#[test]
 fn cid_mismatch_is_a_warning() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
