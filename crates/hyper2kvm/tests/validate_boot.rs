@@ -160,11 +160,24 @@ fn boot_sectors_match_nasm() {
             "",
         ),
     ];
+    let triple = BootSector::serial("bye", Action::TripleFault);
+    let cases = cases.into_iter().chain([(
+        triple,
+        "",
+        "mov dx, 0x3f8",
+        "out dx, al",
+        "lidt [idt0]\nint3",
+    )]);
     for (bs, write, setup, body, action) in cases {
+        let idt = if bs.action == Action::TripleFault {
+            "idt0: times 6 db 0"
+        } else {
+            ""
+        };
         let src = format!(
             "bits 16\norg 0x7c00\ncld\nxor ax, ax\nmov ds, ax\n{write}\nmov si, msg\n{setup}\n\
              next: lodsb\ntest al, al\njz done\n{body}\njmp short next\n\
-             done:\n{action}\nhang: hlt\njmp short hang\nmsg: db {}, 0\n\
+             done:\n{action}\nhang: hlt\njmp short hang\n{idt}\nmsg: db {}, 0\n\
              times 510-($-$$) db 0\ndw 0xaa55\n",
             bs.message
                 .bytes()
@@ -380,6 +393,27 @@ fn pvpanic_is_a_guest_panic() {
     );
     // panic=pause kept the VM for a last screenshot.
     assert!(r.screenshot.is_some(), "{:?}", r.notes);
+}
+
+#[test]
+fn triple_fault_is_a_guest_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let sector = BootSector::serial("crashing\r\n", Action::TripleFault)
+        .assemble()
+        .unwrap();
+    let d = disk(dir.path(), "tf.raw", Some(sector));
+    let r = run(&spec(argv(&d, &[]), &dir.path().join("out"), "final"));
+    assert_eq!(r.outcome, BootOutcome::GuestReset, "{r:#?}");
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e.name == "SHUTDOWN" && e.data["reason"] == "guest-reset"),
+        "{:?}",
+        r.events
+    );
+    // reboot=shutdown,shutdown=pause: the VM waited for its screenshot.
+    assert!(r.screenshot.is_some(), "{:?}", r.notes);
+    assert_eq!(r.last_serial_lines, vec!["crashing".to_string()]);
 }
 
 #[test]

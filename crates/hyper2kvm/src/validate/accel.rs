@@ -93,6 +93,8 @@ pub fn probe_kvm() -> (ConcreteAccel, String) {
             format!("file={},format=raw,if=ide", disk.display()),
             "-device".into(),
             "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
+            "-nic".into(),
+            "none".into(),
         ],
         phase: "kvm-probe".into(),
         timeout: Duration::from_secs(20),

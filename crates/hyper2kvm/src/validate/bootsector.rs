@@ -32,8 +32,10 @@
 //!         ;   Halt:        (nothing)
 //!         ;   DebugExit:   mov al, CODE / out 0xf4, al     (isa-debug-exit)
 //!         ;   Pvpanic:     mov dx, 0x505 / mov al, 1 / out dx, al
+//!         ;   TripleFault: lidt [idt0] / int3
 //! hang:   hlt
 //!         jmp hang
+//! idt0:   times 6 db 0     ; TripleFault only
 //! msg:    db "...", 0
 //!         times 510-($-$$) db 0
 //!         dw 0xaa55
@@ -50,6 +52,10 @@ pub enum Action {
     /// Write 1 (PVPANIC_PANICKED) to the ISA pvpanic device at port 0x505:
     /// QEMU emits `GUEST_PANICKED`.
     Pvpanic,
+    /// Load an empty IDT and raise `int3`: #GP, double fault, triple
+    /// fault, i.e. a CPU reset (what a guest whose early boot code crashes
+    /// does).
+    TripleFault,
 }
 
 /// Where the message goes.
@@ -130,8 +136,17 @@ impl BootSector {
             Action::Halt => {}
             Action::DebugExit(c) => code.extend_from_slice(&[0xB0, c, 0xE6, 0xF4]),
             Action::Pvpanic => code.extend_from_slice(&[0xBA, 0x05, 0x05, 0xB0, 0x01, 0xEE]),
+            Action::TripleFault => {
+                // lidt [idt0]; int3 -- idt0 is the 6 zero bytes after hang.
+                let idt0 = 0x7C00u16 + (code.len() + 6 + 3) as u16;
+                let [lo, hi] = idt0.to_le_bytes();
+                code.extend_from_slice(&[0x0F, 0x01, 0x1E, lo, hi, 0xCC]);
+            }
         }
         code.extend_from_slice(&[0xF4, 0xEB, 0xFD]); // hang: hlt; jmp hang
+        if self.action == Action::TripleFault {
+            code.extend_from_slice(&[0; 6]); // idt0: limit 0, base 0
+        }
         let msg_off = code.len();
         let addr = 0x7C00u16 + msg_off as u16;
         code[si_at..si_at + 2].copy_from_slice(&addr.to_le_bytes());
