@@ -166,14 +166,41 @@ fn hexbytes(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// hivex prints names stored one byte per character (Latin-1) as raw
+/// bytes and UTF-16 names as UTF-8: decode each path component or line as
+/// UTF-8 when valid, else as Latin-1.
+fn decode_mixed(b: &[u8]) -> String {
+    let piece = |p: &[u8]| match std::str::from_utf8(p) {
+        Ok(s) => s.to_string(),
+        Err(_) => p.iter().map(|&c| c as char).collect(),
+    };
+    b.split(|&c| c == b'\n')
+        .map(|line| {
+            line.split(|&c| c == b'\\')
+                .map(piece)
+                .collect::<Vec<_>>()
+                .join("\\")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// hivexregedit's export of a whole hive, normalised.
 pub fn hivex_listing(path: &Path) -> Vec<String> {
     require("hivexregedit");
-    let text = run(Command::new("hivexregedit")
+    let o = Command::new("hivexregedit")
         .arg("--export")
         .arg(path)
-        .arg("\\"));
-    reg_listing(&text)
+        .arg("\\")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "hivexregedit --export {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    reg_listing(&decode_mixed(&o.stdout))
 }
 
 /// Compare two listings, printing the first differences.
