@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod diskconv;
+pub mod fixtures;
 pub mod migrate;
 pub mod validate;

@@ -24,6 +24,8 @@ pub enum GeoMode {
     Pin,
     /// Rewrite BPB/MBR CHS fields on the output.
     Rewrite,
+    /// Audit only: change nothing (to reproduce a failure).
+    Off,
 }
 
 /// Arguments of `migrate`.
@@ -62,6 +64,9 @@ pub struct Args {
     /// Accelerator for validation: auto, kvm or tcg.
     #[arg(long, default_value = "auto")]
     accel: String,
+    /// A serial/screen string that means the guest booted (repeatable).
+    #[arg(long = "success-marker")]
+    success_markers: Vec<String>,
     /// Write into a non-empty output directory.
     #[arg(long)]
     force: bool,
@@ -127,7 +132,10 @@ pub fn run(a: Args) -> Result<()> {
             GeoMode::Auto => None,
             GeoMode::Pin => Some(guest::fixgeo::FixMode::Pin),
             GeoMode::Rewrite => Some(guest::fixgeo::FixMode::Rewrite),
+            GeoMode::Off => None,
         },
+        success_markers: a.success_markers,
+        geometry_off: matches!(a.geometry, GeoMode::Off),
         progress: !a.quiet && !a.json && std::io::stderr().is_terminal(),
     };
     let res = migrate::run(&o);

@@ -66,6 +66,11 @@ pub struct Options {
     pub threads: usize,
     /// Force a geometry fix mode instead of the automatic choice.
     pub geometry: Option<FixMode>,
+    /// Extra serial/screen strings that mean a successful boot (written to
+    /// `DIR/validate.json`).
+    pub success_markers: Vec<String>,
+    /// Audit geometry but apply no fix.
+    pub geometry_off: bool,
     /// Progress bars.
     pub progress: bool,
 }
@@ -233,7 +238,7 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
     for (i, (d, ins)) in model.disks.iter().zip(&inspected).enumerate() {
         let chain = vdisk::disk::chain(ins.disk.as_ref());
         let geometry = match &ins.audit {
-            Some(a) if a.table.partitions().iter().next().is_some() => Some(
+            Some(a) if !o.geometry_off && a.table.partitions().iter().next().is_some() => Some(
                 guest::fixgeo::plan(ins.disk.as_ref(), a, o.geometry, &[boot_bus, fin_bus])
                     .with_context(|| format!("geometry plan of disk {i}"))?,
             ),
@@ -392,6 +397,13 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
         }
     }
 
+    if !o.success_markers.is_empty() {
+        let tmp = staging.join("validate.json");
+        let cfg = serde_json::json!({ "success_markers": o.success_markers });
+        std::fs::write(&tmp, serde_json::to_string_pretty(&cfg)?)?;
+        staged.push((tmp, o.out.join("validate.json")));
+    }
+
     // Everything succeeded: move into place.
     for (from, to) in &staged {
         std::fs::rename(from, to)
@@ -422,6 +434,16 @@ pub fn validation_argv(argv: &[String]) -> Vec<String> {
             i += if a == "-nographic" { 1 } else { 2 };
             continue;
         }
+        if a == "-blockdev" && i + 1 < argv.len() {
+            // `-snapshot` covers `-drive` but not `-blockdev`: rewrite the
+            // node as an equivalent drive (same id for `-device drive=`).
+            if let Some(d) = blockdev_as_drive(&argv[i + 1]) {
+                out.push("-drive".into());
+                out.push(d);
+                i += 2;
+                continue;
+            }
+        }
         if a == "-machine" && i + 1 < argv.len() {
             let m: Vec<&str> = argv[i + 1]
                 .split(',')
@@ -438,12 +460,44 @@ pub fn validation_argv(argv: &[String]) -> Vec<String> {
     out
 }
 
+/// `-blockdev {"node-name":N,"driver":F,"file":{"driver":"file","filename":P}}`
+/// → `-drive if=none,id=N,format=F,file=P[,readonly=on]`.
+fn blockdev_as_drive(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let id = v.get("node-name")?.as_str()?;
+    let fmt = v.get("driver")?.as_str()?;
+    let file = v.get("file")?;
+    if file.get("driver")?.as_str()? != "file" {
+        return None;
+    }
+    let path = file.get("filename")?.as_str()?.replace(',', ",,");
+    let ro = v
+        .get("read-only")
+        .and_then(|r| r.as_bool())
+        .unwrap_or(false);
+    Some(format!(
+        "if=none,id={id},format={fmt},file={path}{}",
+        if ro { ",readonly=on" } else { "" }
+    ))
+}
+
 fn validate_phase(o: &Options, name: &str, phase: &str) -> Result<PhaseResult> {
-    let _ = (o, name);
+    let accel: crate::validate::Accel = o.accel.parse().map_err(anyhow::Error::msg)?;
+    let opts = crate::validate::DirOptions {
+        phases: vec![phase.to_string()],
+        timeout: Some(std::time::Duration::from_secs(o.validate_timeout)),
+        accel,
+        vm: Some(name.to_string()),
+    };
+    let res = crate::validate::validate_dir(&o.out, &opts)?;
+    let r = res
+        .into_iter()
+        .next()
+        .context("validation produced no result")?;
     Ok(PhaseResult {
         phase: phase.into(),
-        ok: false,
-        outcome: "validation not available in this build".into(),
-        report: None,
+        ok: r.report.ok,
+        outcome: r.report.reason.clone(),
+        report: Some(r.report_path),
     })
 }
