@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let Ok(disk) = vdisk::probe::open(&path) else { return };
+    let Ok(disk) = vdisk::probe::open(&path) else {
+        return;
+    };
     let size = disk.size();
     let mut buf = vec![0u8; 64 * 1024];
     for off in [0, size / 3, size / 2, size.saturating_sub(4096)] {

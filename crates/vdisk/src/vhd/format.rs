@@ -97,19 +97,20 @@ impl Footer {
                 ),
             ));
         }
-        let disk_type =
-            match be::u32(b, 60) {
-                2 => DiskType::Fixed,
-                3 => DiskType::Dynamic,
-                4 => DiskType::Differencing,
-                t => return Err(Error::corrupt(
+        let disk_type = match be::u32(b, 60) {
+            2 => DiskType::Fixed,
+            3 => DiskType::Dynamic,
+            4 => DiskType::Differencing,
+            t => {
+                return Err(Error::corrupt(
                     path,
                     offset + 60,
                     format!(
                         "VHD disk type {t}, expected 2 (fixed), 3 (dynamic) or 4 (differencing)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         Ok(Footer {
             data_offset: be::u64(b, 16),
             creator_app: b[28..32].try_into().unwrap(),
