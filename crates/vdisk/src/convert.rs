@@ -20,21 +20,12 @@ use std::sync::{Condvar, Mutex};
 pub const CHUNK: u64 = 2 << 20;
 
 /// Conversion settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
     /// Worker threads (0 = number of CPUs).
     pub threads: usize,
     /// Compress clusters (the writer must accept compressed payloads).
     pub compression: Option<Compression>,
-}
-
-impl Default for ConvertOptions {
-    fn default() -> Self {
-        ConvertOptions {
-            threads: 0,
-            compression: None,
-        }
-    }
 }
 
 /// What a conversion did.
@@ -70,7 +61,8 @@ fn compress(c: Compression, data: &[u8], cluster: usize) -> Result<Option<Vec<u8
         Compression::Zlib => {
             // qcow2 uses raw deflate with a 4 KiB window (QEMU inflates with
             // windowBits -12), so we must not reference further back.
-            let mut z = flate2::Compress::new_with_window_bits(flate2::Compression::fast(), false, 12);
+            let mut z =
+                flate2::Compress::new_with_window_bits(flate2::Compression::fast(), false, 12);
             let mut out = Vec::with_capacity(cluster);
             let st = z
                 .compress_vec(data, &mut out, flate2::FlushCompress::Finish)
@@ -103,8 +95,11 @@ pub fn convert(
 ) -> Result<(std::path::PathBuf, ConvertStats)> {
     let size = src.size();
     let cs = writer.cluster_size();
-    if CHUNK % cs != 0 {
-        return Err(Error::new(ErrorKind::InvalidInput, "cluster size must divide 2 MiB"));
+    if !CHUNK.is_multiple_of(cs) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "cluster size must divide 2 MiB",
+        ));
     }
     let compression = if writer.accepts_compressed() {
         opts.compression
@@ -164,7 +159,10 @@ pub fn convert(
                 let (idx, read, payloads) = match rx.recv() {
                     Ok(r) => r?,
                     Err(_) => {
-                        return Err(Error::new(ErrorKind::Io, "conversion workers stopped early"))
+                        return Err(Error::new(
+                            ErrorKind::Io,
+                            "conversion workers stopped early",
+                        ))
                     }
                 };
                 pending.insert(idx, (read, payloads));

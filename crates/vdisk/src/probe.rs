@@ -56,7 +56,7 @@ pub fn detect(file: &ImageFile) -> Result<Format> {
     if looks_like_descriptor(&head) {
         return Ok(Format::VmdkDescriptor);
     }
-    if file.len() >= 512 && file.len() % 512 == 0 {
+    if file.len() >= 512 && file.len().is_multiple_of(512) {
         let mut tail = [0u8; 512];
         file.read_exact_at(&mut tail, file.len() - 512)?;
         if &tail[0..8] == b"conectix" && be::u32(&tail, 0x3c) == 2 {
@@ -69,8 +69,7 @@ pub fn detect(file: &ImageFile) -> Result<Format> {
 fn looks_like_descriptor(head: &[u8]) -> bool {
     // A descriptor is small ASCII text; require the marker near the top.
     let text = String::from_utf8_lossy(head);
-    text.contains("# Disk DescriptorFile")
-        || (text.contains("createType") && text.contains("CID"))
+    text.contains("# Disk DescriptorFile") || (text.contains("createType") && text.contains("CID"))
 }
 
 /// Open an image of any supported format with the default policy.

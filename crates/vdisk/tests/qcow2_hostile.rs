@@ -354,15 +354,9 @@ fn unsupported_features_are_refused() {
     );
 
     let ext = d.join("ext.qcow2");
-    qemu_img(&[
-        "create",
-        "-f",
-        "qcow2",
-        "-o",
-        "data_file=ext.data",
-        s(&ext),
-        "1M",
-    ]);
+    // An absolute data file name: qemu-img creates it relative to its cwd.
+    let data_opt = format!("data_file={}", d.join("ext.data").display());
+    qemu_img(&["create", "-f", "qcow2", "-o", &data_opt, s(&ext), "1M"]);
     assert_err(
         &open_err(&ext),
         ErrorKind::Unsupported,
