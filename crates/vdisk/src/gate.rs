@@ -84,7 +84,11 @@ impl OpenCtx {
     /// climb out with `..` are refused unless `allow_outside` is set.
     pub fn resolve(&self, image: &Path, name: &str) -> Result<PathBuf> {
         if name.is_empty() || name.contains('\0') {
-            return Err(Error::corrupt(image, 0, "empty or invalid referenced file name"));
+            return Err(Error::corrupt(
+                image,
+                0,
+                "empty or invalid referenced file name",
+            ));
         }
         let dir = image.parent().unwrap_or(Path::new("."));
         let rel = Path::new(name);
@@ -122,7 +126,10 @@ impl OpenCtx {
         if !p.exists() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("referenced file {name:?} not found (looked for {})", p.display()),
+                format!(
+                    "referenced file {name:?} not found (looked for {})",
+                    p.display()
+                ),
             )
             .with_path(image));
         }
