@@ -2,7 +2,9 @@
 //! (debootstrap, GRUB, systemd; cached under $H2K_FIXTURE_CACHE): with a
 //! generic initramfs it reaches `login:` on virtio-blk; with a host-only
 //! initramfs lacking virtio_blk it must fail with the initramfs' own
-//! "root device does not exist" message. Booted under TCG.
+//! "root device does not exist" message, while the same image boots on
+//! SATA (the positive control: the failure is the driver, nothing else).
+//! Booted under TCG.
 
 use hyper2kvm::validate::{boot, Accel, BootOutcome, BootSpec};
 use sha2::{Digest, Sha256};
@@ -124,4 +126,29 @@ fn host_only_initramfs_fails_on_virtio_with_named_reason() {
         "{:?}",
         r.progress
     );
+}
+
+#[test]
+fn host_only_initramfs_boots_on_sata() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = fixture(dir.path(), true);
+    let argv = vec![
+        "qemu-system-x86_64".to_string(),
+        "-machine".into(),
+        "q35".into(),
+        "-m".into(),
+        "512".into(),
+        "-drive".into(),
+        format!("file={},format=raw,if=none,id=d0", disk.display()),
+        "-device".into(),
+        "ahci,id=ahci0".into(),
+        "-device".into(),
+        "ide-hd,drive=d0,bus=ahci0.0".into(),
+    ];
+    let mut s = BootSpec::new(argv, "bootstrap", &dir.path().join("out"));
+    s.accel = Accel::Tcg;
+    s.timeout = Duration::from_secs(400);
+    let r = boot(&s).unwrap();
+    eprintln!("debian host-only sata: {} in {:.1} s", r.reason, r.seconds);
+    assert!(r.ok, "{r:#?}");
 }
