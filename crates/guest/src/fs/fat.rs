@@ -59,9 +59,33 @@ impl<D: DiskWrite> Write for RwIo<D> {
     }
 }
 
+/// A disk shared between fatfs and the post-unmount repair.
+#[derive(Debug)]
+pub(crate) struct Shared<D>(std::sync::Arc<D>);
+impl<D: Disk> Disk for Shared<D> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn read_at(&self, buf: &mut [u8], off: u64) -> vdisk::Result<()> {
+        self.0.read_at(buf, off)
+    }
+    fn layer(&self) -> vdisk::LayerInfo {
+        self.0.layer()
+    }
+}
+impl<D: DiskWrite> DiskWrite for Shared<D> {
+    fn write_at(&self, buf: &[u8], off: u64) -> vdisk::Result<()> {
+        self.0.write_at(buf, off)
+    }
+    fn flush(&self) -> vdisk::Result<()> {
+        self.0.flush()
+    }
+}
+
 pub(crate) struct FatFs<T: fatfs::ReadWriteSeek> {
     fs: Option<fatfs::FileSystem<T>>,
     writable: bool,
+    repair: Option<Box<dyn DiskWrite>>,
 }
 
 impl<D: Disk + 'static> FatFs<RoIo<D>> {
@@ -71,17 +95,20 @@ impl<D: Disk + 'static> FatFs<RoIo<D>> {
         Ok(Box::new(FatFs {
             fs: Some(fs),
             writable: false,
+            repair: None,
         }))
     }
 }
 
-impl<D: DiskWrite + 'static> FatFs<RwIo<D>> {
+impl<D: DiskWrite + 'static> FatFs<RwIo<Shared<D>>> {
     pub fn open_rw(disk: D) -> Result<Box<dyn Ops>> {
-        let fs =
-            fatfs::FileSystem::new(RwIo(Cursor::new(disk)), fatfs::FsOptions::new()).map_err(fe)?;
+        let a = std::sync::Arc::new(disk);
+        let io = RwIo(Cursor::new(Shared(a.clone())));
+        let fs = fatfs::FileSystem::new(io, fatfs::FsOptions::new()).map_err(fe)?;
         Ok(Box::new(FatFs {
             fs: Some(fs),
             writable: true,
+            repair: Some(Box::new(Shared(a))),
         }))
     }
 }
@@ -238,6 +265,10 @@ impl<T: fatfs::ReadWriteSeek> Ops for FatFs<T> {
             if let Some(fs) = self.fs.take() {
                 fs.unmount().map_err(fe)?;
             }
+            if let Some(d) = self.repair.take() {
+                super::fatfix::fix_dot_entries(&*d)?;
+                d.flush()?;
+            }
         }
         Ok(())
     }
@@ -247,6 +278,9 @@ impl<T: fatfs::ReadWriteSeek> Drop for FatFs<T> {
     fn drop(&mut self) {
         if let Some(fs) = self.fs.take() {
             let _ = fs.unmount();
+        }
+        if let Some(d) = self.repair.take() {
+            let _ = super::fatfix::fix_dot_entries(&*d);
         }
     }
 }
@@ -301,6 +335,9 @@ pub fn make_floppy(path: &Path, label: &str, files: &[(&str, &[u8])]) -> Result<
         }
     }
     fs.unmount().map_err(fe)?;
-    f.sync_all().map_err(fe)?;
+    drop(f);
+    let d = vdisk::raw::RawDiskMut::open(path)?;
+    super::fatfix::fix_dot_entries(&d)?;
+    d.flush()?;
     Ok(())
 }

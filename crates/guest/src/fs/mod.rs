@@ -8,6 +8,7 @@
 //! [`GuestFs::open_rw`].
 
 mod fat;
+mod fatfix;
 mod ntfs_fs;
 
 pub use fat::{make_floppy, FLOPPY_144_SIZE};
