@@ -406,3 +406,28 @@ fn vga_text_buffer_decoding() {
         .collect();
     assert!(vga_text_lines(&noise).is_empty());
 }
+
+proptest::proptest! {
+    /// Guest-controlled console text and event JSON never panic the
+    /// classifier, and what it reports stays bounded.
+    #[test]
+    fn arbitrary_console_text_is_handled(
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+        arg1 in proptest::num::u64::ANY,
+    ) {
+        let text = String::from_utf8_lossy(&bytes);
+        let mut hits = Vec::new();
+        for line in text.split('\n') {
+            for h in match_line(line, Source::Serial, &[]) {
+                proptest::prop_assert!(h.line.chars().count() <= 201);
+                hits.push(h);
+            }
+        }
+        let obs = Observations { hits, timed_out: true, timeout_secs: 1.0, ..Default::default() };
+        let (_, reason) = classify(&obs);
+        proptest::prop_assert!(!reason.is_empty());
+        let _ = vga_text_lines(&bytes);
+        let p = decode_panic(&json!({"info": {"type": "hyper-v", "arg1": arg1, "arg2": -1}}));
+        proptest::prop_assert_eq!(p.bugcheck.unwrap().code, arg1);
+    }
+}
