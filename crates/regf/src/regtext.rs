@@ -31,7 +31,16 @@ impl Hive {
         F: FnMut(&str, Key<'_>) -> Result<()>,
     {
         let top = self.key(start)?;
-        let base = names::split_path(start).join("\\");
+        // The path as stored (real case), not as the caller spelled it.
+        let mut parts = Vec::new();
+        let mut k = self.root();
+        for comp in names::split_path(start) {
+            k = k
+                .subkey(comp)?
+                .ok_or_else(|| Error::not_found(format!("key {start}")))?;
+            parts.push(k.name()?);
+        }
+        let base = parts.join("\\");
         let mut seen = HashSet::new();
         let mut stack = vec![(base, top)];
         while let Some((path, k)) = stack.pop() {

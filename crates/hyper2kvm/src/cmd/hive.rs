@@ -81,8 +81,12 @@ fn policy(ignore: bool) -> ReplayPolicy {
 }
 
 fn open(path: &Path, ignore_logs: bool) -> anyhow::Result<Hive> {
-    let (h, rep) = regf::open_file_with_logs(path, policy(ignore_logs))
-        .with_context(|| format!("opening hive {}", path.display()))?;
+    let (h, rep) = regf::open_file_with_logs(path, policy(ignore_logs)).with_context(|| {
+        format!(
+            "opening hive {} (--ignore-logs takes a dirty primary as it is)",
+            path.display()
+        )
+    })?;
     for n in &rep.notes {
         eprintln!("hyper2kvm: note: {n}");
     }
