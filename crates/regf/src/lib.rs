@@ -1,5 +1,19 @@
 //! Windows registry hive engine: read, edit in place, create, transaction-log
-//! replay, `.reg` import/export.
+//! replay, `.reg` import/export. Works on bytes; no disk layer needed.
+//!
+//! - Open: [`Hive::open`] (clean primary bytes), [`Hive::from_file`],
+//!   [`Hive::open_with_logs`] / [`open_file_with_logs`] (replays `.LOG`,
+//!   `.LOG1`, `.LOG2` under a [`ReplayPolicy`]), [`Hive::new_empty`].
+//! - Read: [`Hive::root`], [`Hive::key`] (case-insensitive `A\B\C` paths),
+//!   [`Key::subkeys`], [`Key::values`], [`ValueRef::data`] ([`Value`]) and
+//!   [`ValueRef::raw`], [`Hive::current_control_set`], [`Hive::walk`].
+//! - Edit: [`Hive::create_key`], [`Hive::delete_key`], [`Hive::set_value`],
+//!   [`Hive::set_value_raw`], [`Hive::delete_value`]; cells are edited in
+//!   place (free cells reused, split and coalesced; new bins appended).
+//! - Write: [`Hive::commit`] (bytes) / [`Hive::write_to`] (temp + rename);
+//!   then truncate the files from [`log_files`] when writing into a guest.
+//! - Check: [`Hive::check`] / [`check_bytes`] list every broken invariant.
+//! - Text: [`Hive::export_reg`], [`Hive::import_reg`], [`Hive::export_json`].
 //!
 //! ```no_run
 //! # fn main() -> regf::Result<()> {
