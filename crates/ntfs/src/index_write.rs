@@ -199,6 +199,23 @@ impl<D: DiskWrite> Volume<D> {
         Ok(())
     }
 
+    /// Zero index blocks that were in use before a rebuild and are free
+    /// after it, so that no stale (deleted) names stay readable in them
+    /// (forensic tools such as sleuthkit report such names as live).
+    fn wipe_freed_blocks(&mut self, dir: &Inode, di: &DirIndex, keep: usize) -> Result<()> {
+        let Some(s) = self.stream(dir, ty::INDEX_ALLOCATION, &I30)? else {
+            return Ok(());
+        };
+        let bs = di.hdr.block_size as usize;
+        let zero = vec![0u8; bs];
+        for i in keep..di.bitmap.len() * 8 {
+            if di.bitmap[i / 8] & (1 << (i % 8)) != 0 && ((i + 1) * bs) as u64 <= s.size {
+                self.write_runs(&s.runs, (i * bs) as u64, &zero)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Rebuild the whole directory B+tree from ordered entries.
     fn rebuild(&mut self, dir: &mut Inode, di: &DirIndex, items: Vec<IEntry>) -> Result<()> {
         let bs = di.hdr.block_size as usize;
@@ -211,6 +228,7 @@ impl<D: DiskWrite> Volume<D> {
                 let z = vec![0u8; s.size as usize];
                 self.write_attr_bytes(dir, ty::BITMAP, &I30, 0, &z)?;
             }
+            self.wipe_freed_blocks(dir, di, 0)?;
             return Ok(());
         }
         // shrink the root first so the record has room for the new
@@ -305,6 +323,7 @@ impl<D: DiskWrite> Volume<D> {
             bm[i / 8] |= 1 << (i % 8);
         }
         self.write_attr_bytes(dir, ty::BITMAP, &I30, 0, &bm)?;
+        self.wipe_freed_blocks(dir, di, nb)?;
         let di2 = DirIndex {
             hdr: di.hdr.clone(),
             root: Vec::new(),
