@@ -557,3 +557,53 @@ fn cli_validates_a_directory() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("argv.json"));
 }
+
+#[test]
+fn uefi_with_nothing_bootable_lands_in_the_shell() {
+    // OVMF with an empty disk: every boot option fails and the firmware
+    // starts its shell. The writable VARS pflash is protected by
+    // -snapshot like any -drive.
+    let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
+    let vars_src = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
+    assert!(
+        code.exists() && vars_src.exists(),
+        "this test needs OVMF (package ovmf)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dir.path().join("vars.fd");
+    std::fs::copy(vars_src, &vars).unwrap();
+    let before = sha256(&vars);
+    let d = disk(dir.path(), "empty.raw", None);
+    let argv: Vec<String> = vec![
+        "qemu-system-x86_64".into(),
+        "-machine".into(),
+        "q35".into(),
+        "-m".into(),
+        "256".into(),
+        "-drive".into(),
+        format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
+        "-drive".into(),
+        format!("if=pflash,format=raw,file={}", vars.display()),
+        "-drive".into(),
+        format!("file={},format=raw,if=virtio", d.display()),
+        "-nic".into(),
+        "none".into(),
+    ];
+    let r = run(&spec(argv, &dir.path().join("out"), "final"));
+    match &r.outcome {
+        BootOutcome::Failure { id, source, .. } => {
+            assert_eq!(
+                (id.as_str(), *source),
+                ("uefi_shell", Source::Serial),
+                "{r:#?}"
+            )
+        }
+        o => panic!("{o:?}: {r:#?}"),
+    }
+    assert!(r.reason.contains("BdsDxe: failed to load"), "{}", r.reason);
+    assert_eq!(
+        sha256(&vars),
+        before,
+        "validation changed the UEFI variable store"
+    );
+}

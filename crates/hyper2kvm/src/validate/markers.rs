@@ -104,6 +104,13 @@ pub const MARKERS: &[Marker] = &[
     m("grub_rescue", Failure, &["grub rescue>"], 60,
       "GRUB dropped to its rescue shell (cannot find its modules or /boot)"),
     m("grub_error", Hint, &["error: ", "no such"], 30, "GRUB reported an error"),
+    m("uefi_no_bootable_device", Failure, &["No bootable option or device was found"], 50,
+      "UEFI firmware found no bootable option (no EFI system partition / boot entry visible)"),
+    m("uefi_shell", Failure, &["Shell>"], 45,
+      "UEFI firmware found nothing bootable and started its shell (no EFI system partition / boot entry visible)"),
+    m("uefi_secure_boot_denied", Hint, &["BdsDxe: failed to load", "Access Denied"], 45,
+      "UEFI Secure Boot refused a boot loader"),
+    m("uefi_boot_failed", Hint, &["BdsDxe: failed to load"], 40, "UEFI firmware could not load a boot option"),
     // --- Linux kernel / initramfs ----------------------------------------------
     m("root_mount_failed", Failure, &["VFS: Unable to mount root fs"], 85,
       "kernel could not mount the root filesystem (missing disk or filesystem driver, wrong root=)"),
@@ -127,6 +134,7 @@ pub const MARKERS: &[Marker] = &[
     // --- progress ------------------------------------------------------------
     m("firmware", Progress, &["SeaBIOS (version"], 0, "SeaBIOS started"),
     m("boot_disk", Progress, &["Booting from Hard Disk"], 0, "firmware booting from hard disk"),
+    m("boot_disk", Progress, &["BdsDxe: starting Boot"], 0, "UEFI firmware starting a boot option"),
     m("bootloader", Progress, &["Welcome to GRUB"], 0, "GRUB started"),
     m("bootloader", Progress, &["Loading Linux"], 0, "GRUB loading Linux"),
     m("kernel", Progress, &["Linux version"], 0, "Linux kernel started"),

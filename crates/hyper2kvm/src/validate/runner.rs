@@ -27,6 +27,7 @@ const PROMPT_IDS: &[&str] = &[
     "login_prompt",
     "initramfs_shell",
     "dracut_shell",
+    "uefi_shell",
     "grub_rescue",
 ];
 
