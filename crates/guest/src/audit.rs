@@ -114,18 +114,18 @@ fn read_volume(disk: &dyn Disk, p: Option<&Partition>) -> Result<VolumeAudit> {
         bpb: None,
         backup_matches: None,
     };
-    let start = start_lba * SECTOR;
+    let start = start_lba.saturating_mul(SECTOR);
     if p.is_some_and(|p| p.beyond_end || p.is_container()) || start >= disk.size() {
         return Ok(v);
     }
-    v.fs = bpb::detect_fs(disk, start, sectors * SECTOR)?;
+    v.fs = bpb::detect_fs(disk, start, sectors.saturating_mul(SECTOR))?;
     if v.fs.is_some_and(FsKind::has_chs_bpb) {
         let mut s = [0u8; 512];
         disk.read_at(&mut s, start)?;
         if let Some(b) = Bpb::parse(&s) {
             if let Some(bk) = b.backup_sector {
-                let off = start + bk * SECTOR;
-                if bk < sectors && off + SECTOR <= disk.size() {
+                let off = start.saturating_add(bk.saturating_mul(SECTOR));
+                if bk < sectors && off.saturating_add(SECTOR) <= disk.size() {
                     let mut t = [0u8; 512];
                     disk.read_at(&mut t, off)?;
                     v.backup_matches = Some(t[..0x54] == s[..0x54]);

@@ -139,7 +139,7 @@ pub fn plan(
     let sectors = disk.size() / SECTOR;
     let mut reasons = vec![];
     let mut notes = vec![];
-    let relevant = |f: &&crate::audit::Finding| f.bus.map_or(true, |b| buses.contains(&b));
+    let relevant = |f: &&crate::audit::Finding| f.bus.is_none_or(|b| buses.contains(&b));
     let hidden_bad = a
         .findings
         .iter()
@@ -427,9 +427,9 @@ pub fn apply(disk: &dyn DiskWrite, a: &Audit, plan: &GeometryPlan) -> Result<Vec
         }
         if changed {
             disk.write_at(&s, off)?;
-            for i in 0..4 {
+            for (i, was) in before.iter().enumerate() {
                 let after = entry_chs_text(&s, i);
-                if after != before[i] {
+                if after != *was {
                     changes.push(Change {
                         offset: off + 0x1BE + i as u64 * 16,
                         what: format!(
@@ -440,7 +440,7 @@ pub fn apply(disk: &dyn DiskWrite, a: &Audit, plan: &GeometryPlan) -> Result<Vec
                                 format!("EBR at LBA {lba}")
                             },
                             i + 1,
-                            before[i],
+                            was,
                             after
                         ),
                     });

@@ -104,7 +104,8 @@ fn parse_header(
             hdr.my_lba
         ));
     }
-    if hdr.entry_size < 128 || hdr.entry_size > MAX_ENTRY_SIZE || hdr.entry_size % 8 != 0 {
+    if hdr.entry_size < 128 || hdr.entry_size > MAX_ENTRY_SIZE || !hdr.entry_size.is_multiple_of(8)
+    {
         return Err(format!(
             "entry size {} (expected a multiple of 8 in 128..={MAX_ENTRY_SIZE})",
             hdr.entry_size

@@ -232,7 +232,7 @@ fn check_layout(table: &mut PartitionTable) {
         .collect();
     for (i, a) in data.iter().enumerate() {
         for b in &data[i + 1..] {
-            let (a_end, b_end) = (a.start + a.len, b.start + b.len);
+            let (a_end, b_end) = (a.start.saturating_add(a.len), b.start.saturating_add(b.len));
             if a.start < b_end && b.start < a_end {
                 table.warnings.push(format!(
                     "partitions {} and {} overlap (bytes {}..{} and {}..{})",
