@@ -479,6 +479,17 @@ pub fn log_files(primary: &Path) -> Result<Vec<PathBuf>> {
     Ok(found.into_iter().map(|x| x.1).collect())
 }
 
+/// Truncate the transaction logs next to `primary` to zero bytes (Windows
+/// treats empty logs as "nothing to replay" and reinitialises them); call
+/// after writing an edited primary into a guest. Returns the files reset.
+pub fn reset_logs(primary: &Path) -> Result<Vec<PathBuf>> {
+    let logs = log_files(primary)?;
+    for l in &logs {
+        std::fs::File::create(l).map_err(|e| Error::io(l, e))?;
+    }
+    Ok(logs)
+}
+
 /// Read a hive file and the logs next to it, replaying as needed.
 pub fn open_file_with_logs(primary: &Path, policy: ReplayPolicy) -> Result<(Hive, ReplayReport)> {
     const CAP: u64 = MAX_BINS_SIZE + 4096;

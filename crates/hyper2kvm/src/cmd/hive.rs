@@ -153,17 +153,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 st.keys_deleted,
                 st.values_deleted
             );
-            let logs = regf::log_files(&hive)?;
             if reset_logs {
-                for l in logs {
-                    std::fs::File::create(&l)
-                        .with_context(|| format!("truncating {}", l.display()))?;
+                for l in regf::reset_logs(&hive)? {
+                    eprintln!("hyper2kvm: truncated {}", l.display());
                 }
-            } else if !logs.is_empty() {
-                eprintln!(
-                    "hyper2kvm: note: the written hive is clean with a sequence number above every log entry, so Windows will not replay {}; use --reset-logs to truncate them",
-                    logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-                );
+            } else {
+                let logs = regf::log_files(&hive)?;
+                if !logs.is_empty() {
+                    eprintln!(
+                        "hyper2kvm: note: the written hive is clean with a sequence number above every log entry, so Windows will not replay {}; use --reset-logs to truncate them",
+                        logs.iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
             }
             Ok(())
         }
