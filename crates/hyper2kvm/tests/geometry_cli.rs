@@ -127,3 +127,31 @@ fn fix_geometry_pin_on_vmdk_changes_nothing_and_prints_snippets() {
     assert!(err.contains("cannot be written in place"), "{out}{err}");
     assert_eq!(sums, (sha(&desc), sha(&flat)));
 }
+
+#[test]
+fn fix_geometry_rewrite_works_in_place_on_qcow2() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("seed3.img");
+    let q = dir.path().join("seed3.qcow2");
+    BootDisk::hidden_mismatch().write_raw(&raw).unwrap();
+    let st = Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&q)
+        .status()
+        .expect("qemu-img is required");
+    assert!(st.success());
+    let before = boot(&QemuBoot::new(&q, "qcow2", Bus::VirtioBlk)).unwrap();
+    assert!(before.disk_error(), "{}", before.serial);
+    let (ok, out, err) = h2k(&["fix-geometry"], &q);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("hidden sectors 63 -> 2048"), "{out}");
+    let after = boot(&QemuBoot::new(&q, "qcow2", Bus::VirtioBlk)).unwrap();
+    assert!(after.booted(), "{}", after.serial);
+    let check = Command::new("qemu-img")
+        .arg("check")
+        .arg(&q)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&check.stdout).contains("No errors were found"));
+}

@@ -1,6 +1,6 @@
 //! `hyper2kvm fix-geometry IMAGE [--mode pin|rewrite] [--bus B]... [--json]`:
-//! fix CHS geometry mismatches of an *output* image (raw; qcow2 once an
-//! in-place qcow2 writer exists). Rewrite changes the image in place and
+//! fix CHS geometry mismatches of an *output* image (raw or qcow2, written
+//! in place). Rewrite changes the image in place and
 //! lists every change; pin changes nothing and prints the pinned geometry
 //! with the QEMU and libvirt snippets.
 
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Output image to fix in place (raw). Never point this at a source.
+    /// Output image to fix in place (raw or qcow2). Never point this at a source.
     image: PathBuf,
     /// pin (QEMU lcyls/lheads/lsecs; nothing written) or rewrite (BPB and
     /// MBR CHS fields); chosen automatically when absent.
@@ -56,6 +56,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (plan, changes) = match format {
         vdisk::Format::Raw => {
             let disk = vdisk::raw::RawDiskMut::open(&args.image)?;
+            let a = audit(&disk, &DeviceGeometry::default())?;
+            let plan = fixgeo::plan(&disk, &a, mode, &buses)?;
+            let changes = fixgeo::apply(&disk, &a, &plan)?;
+            (plan, changes)
+        }
+        vdisk::Format::Qcow2 => {
+            let disk = vdisk::qcow2::open_rw(&args.image)?;
             let a = audit(&disk, &DeviceGeometry::default())?;
             let plan = fixgeo::plan(&disk, &a, mode, &buses)?;
             let changes = fixgeo::apply(&disk, &a, &plan)?;
