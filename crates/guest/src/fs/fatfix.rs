@@ -2,7 +2,8 @@
 //! "." and ".." entries of every directory it creates, which fsck.fat and
 //! Windows' chkdsk flag ("Expected a valid '.' entry in this slot").
 //! After unmounting, walk the tree and rewrite such directories' first four
-//! slots from `[LFN, ".", LFN, ".."]` to `[".", "..", deleted, deleted]`.
+//! slots from `[LFN, ".", LFN, ".."]` to `[".", "..", deleted, deleted]`,
+//! and make ".." of FAT32 directories in the root point to cluster 0.
 
 use std::collections::HashSet;
 use vdisk::{DiskWrite, Result};
@@ -115,13 +116,15 @@ pub(crate) fn fix_dot_entries(d: &dyn DiskWrite) -> Result<()> {
     d.read_at(&mut s, 0)?;
     let Some(b) = bpb(&s) else { return Ok(()) };
     let csize = (b.spc * b.bps) as usize;
-    let mut todo: Vec<Option<u32>> = vec![if b.fat_bits == 32 {
+    let root_first = if b.fat_bits == 32 {
         Some(b.root_clus)
     } else {
         None
-    }];
+    };
+    // (first cluster or None for a FAT12/16 root, parent is the root)
+    let mut todo: Vec<(Option<u32>, bool)> = vec![(root_first, false)];
     let mut seen = HashSet::new();
-    while let Some(dir) = todo.pop() {
+    while let Some((dir, parent_root)) = todo.pop() {
         // read the directory's clusters (root of FAT12/16 is a fixed area)
         let mut chunks: Vec<(u64, Vec<u8>)> = Vec::new();
         match dir {
@@ -159,6 +162,16 @@ pub(crate) fn fix_dot_entries(d: &dyn DiskWrite) -> Result<()> {
                 first[96] = 0xe5;
                 d.write_at(&first[..128], *pos)?;
             }
+            // ".." of a directory in the root must say cluster 0, also on
+            // FAT32 where the root has a real cluster (fatfs writes it)
+            if parent_root && first.len() >= 64 && &first[32..43] == b"..         " {
+                let c = (u16le(first, 32 + 20) << 16 | u16le(first, 32 + 26)) as u32;
+                if c != 0 && Some(c) == root_first {
+                    first[32 + 20..32 + 22].fill(0);
+                    first[32 + 26..32 + 28].fill(0);
+                    d.write_at(&first[32..64], *pos + 32)?;
+                }
+            }
         }
         'outer: for (_, v) in &chunks {
             for e in v.chunks_exact(32) {
@@ -176,7 +189,7 @@ pub(crate) fn fix_dot_entries(d: &dyn DiskWrite) -> Result<()> {
                     };
                     let c = (hi | u16le(e, 26)) as u32;
                     if c >= 2 && todo.len() < 100_000 {
-                        todo.push(Some(c));
+                        todo.push((Some(c), dir == root_first));
                     }
                 }
             }

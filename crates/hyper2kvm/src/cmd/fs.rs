@@ -143,6 +143,19 @@ fn print_ls(entries: &[Entry], long: bool) -> anyhow::Result<()> {
 
 /// Run `hyper2kvm fs`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    match run_inner(args) {
+        // `hyper2kvm fs ls ... | head` is not an error
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+fn run_inner(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Sub::Ls {
             target,
