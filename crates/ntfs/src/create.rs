@@ -284,6 +284,25 @@ impl<D: DiskWrite> Volume<D> {
                 "{path} is a reparse point (symlink/junction/dedup): not written"
             )));
         }
+        // refuse before changing anything: writing these correctly needs
+        // LZNT1 compression, hole filling or EFS keys
+        if let Some((_, a)) = ino.find(ty::DATA, &[]) {
+            use crate::record::{ATTR_COMPRESSED, ATTR_ENCRYPTED, ATTR_SPARSE};
+            let what = if a.flags & ATTR_COMPRESSED != 0 {
+                Some("NTFS-compressed")
+            } else if a.flags & ATTR_ENCRYPTED != 0 {
+                Some("EFS-encrypted")
+            } else if a.flags & ATTR_SPARSE != 0 {
+                Some("sparse")
+            } else {
+                None
+            };
+            if let Some(w) = what {
+                return Err(Error::Unsupported(format!(
+                    "{path} is {w}: writing such files is not supported (uncompress/unsparse it in Windows, or remove and recreate it)"
+                )));
+            }
+        }
         Ok(ino)
     }
 

@@ -128,3 +128,46 @@ fn create_write_grow_shrink_read_back() {
     let st = v.stat("/Windows/System32/Renamed Small.txt").unwrap();
     assert_eq!(st.dos_name.as_deref(), Some("RENAME~1.TXT"));
 }
+
+#[test]
+fn compressed_and_sparse_files_refused_untouched() {
+    need("python3");
+    let t = tempfile::tempdir().unwrap();
+    let img = mkntfs(t.path(), "c.img", 16, 4096);
+    with_mount(&img, "", |m| {
+        std::fs::create_dir(m.join("comp")).unwrap();
+        let attr = (0x800u32 | 0x10).to_be_bytes();
+        let script = format!(
+            "import os; os.setxattr('{}', 'system.ntfs_attrib_be', bytes({:?}))",
+            m.join("comp").display(),
+            attr.to_vec()
+        );
+        run("python3", &["-c", &script]);
+        std::fs::write(
+            m.join("comp/c.txt"),
+            b"hello compressed world ".repeat(2000),
+        )
+        .unwrap();
+        let f = std::fs::File::create(m.join("sparse.bin")).unwrap();
+        f.set_len(4 << 20).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(b"tail", (4 << 20) - 4).unwrap();
+    });
+    let before = std::fs::read(&img).unwrap();
+    let mut v = open_rw(&img);
+    for p in ["/comp/c.txt", "/sparse.bin"] {
+        match v.write_file(p, b"new") {
+            Err(ntfs::Error::Unsupported(m)) => assert!(m.contains("not supported"), "{m}"),
+            other => panic!("{p}: expected a refusal, got {other:?}"),
+        }
+        assert!(matches!(v.set_len(p, 1), Err(ntfs::Error::Unsupported(_))));
+    }
+    drop(v);
+    // the refusals changed nothing but the journal reset done on the first
+    // write attempt (mkntfs leaves an already empty journal: no change)
+    assert!(before == std::fs::read(&img).unwrap(), "image changed");
+    // and we still read them right
+    let v = open_ro(&img);
+    assert_eq!(v.read("/comp/c.txt").unwrap(), ntfscat(&img, "/comp/c.txt"));
+    assert_eq!(v.read("/sparse.bin").unwrap(), ntfscat(&img, "/sparse.bin"));
+}
