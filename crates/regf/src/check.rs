@@ -47,10 +47,28 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// Names of the cell uses the checker records.
+const KINDS: [&str; 12] = [
+    "key node",
+    "class name",
+    "value list",
+    "value",
+    "subkey list",
+    "subkey leaf",
+    "value data",
+    "big data segment list",
+    "big data segment",
+    "security",
+    "other",
+    "other",
+];
+
 struct Ck<'h> {
     h: &'h Hive,
     out: Vec<Problem>,
-    used: HashMap<u32, &'static str>,
+    /// Per 8-byte slot of the hive bins data: index+1 into `KINDS` of the
+    /// use recorded for the cell starting there (0 = unused).
+    used: Vec<u8>,
     sk_refs: HashMap<u32, u32>,
 }
 
@@ -68,13 +86,22 @@ impl Ck<'_> {
             self.err(Some(off), format!("{what}: {}", e.message));
             return false;
         }
-        if let Some(prev) = self.used.insert(off, what) {
+        let slot = (off / 8) as usize;
+        let prev = self.used[slot];
+        if prev != 0 {
             self.err(
                 Some(off),
-                format!("cell used as {what} is already used as {prev}"),
+                format!(
+                    "cell used as {what} is already used as {}",
+                    KINDS[prev as usize - 1]
+                ),
             );
             return false;
         }
+        self.used[slot] = KINDS
+            .iter()
+            .position(|k| *k == what)
+            .map_or(11, |i| i as u8 + 1);
         true
     }
 }
@@ -96,7 +123,7 @@ impl Hive {
         let mut ck = Ck {
             h: self,
             out: Vec::new(),
-            used: HashMap::new(),
+            used: vec![0; self.data.len() / 8 + 1],
             sk_refs: HashMap::new(),
         };
         self.check_base(&mut ck);
@@ -109,7 +136,7 @@ impl Hive {
             while c < bo + bs {
                 let raw = le32(&self.data, c as usize) as i32;
                 let sz = raw.unsigned_abs().max(8);
-                if raw < 0 && !ck.used.contains_key(&c) {
+                if raw < 0 && ck.used[(c / 8) as usize] == 0 {
                     ck.out.push(Problem {
                         severity: Severity::Warning,
                         cell: Some(c),
@@ -199,11 +226,15 @@ impl Hive {
     fn check_tree(&self, ck: &mut Ck) {
         let root = self.root_offset();
         let mut stack = vec![(root, None::<u32>)];
-        let mut seen = HashSet::new();
+        let mut seen = vec![false; self.data.len() / 8 + 1];
         while let Some((off, parent)) = stack.pop() {
-            if !seen.insert(off) {
+            let slot = seen.get_mut((off / 8) as usize);
+            if slot.as_deref() == Some(&true) {
                 ck.err(Some(off), "key reachable twice (cycle or shared subtree)");
                 continue;
+            }
+            if let Some(x) = slot {
+                *x = true;
             }
             if !ck.mark(off, "key node") {
                 continue;

@@ -208,6 +208,10 @@ impl Hive {
     pub fn minor_version(&self) -> u32 {
         le32(&self.base, 24)
     }
+    /// Number of free cells (after coalescing).
+    pub fn free_cell_count(&self) -> usize {
+        self.free_by_off.len()
+    }
     /// Whether the hive was changed since it was opened or last committed.
     pub fn is_modified(&self) -> bool {
         self.modified

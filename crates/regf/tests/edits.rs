@@ -292,3 +292,41 @@ fn new_plus_import_equals_hivex_merge_on_minimal_hive() {
         assert_same(&hivex_listing(&out), &hivex_listing(&theirs), reg);
     }
 }
+
+#[test]
+fn freed_cells_are_coalesced_and_reused() {
+    let mut h = Hive::new_empty("ROOT").unwrap();
+    let fill = |h: &mut Hive| {
+        for i in 0..300 {
+            let k = format!("T\\K{i}");
+            h.create_key(&k).unwrap();
+            h.set_value(&k, "s", &Value::String("y".repeat(i % 50)))
+                .unwrap();
+            h.set_value(&k, "b", &Value::Binary(vec![i as u8; (i * 37) % 3000]))
+                .unwrap();
+        }
+        h.set_value("T", "big", &Value::Binary(vec![1; 50000]))
+            .unwrap();
+    };
+    fill(&mut h);
+    let size1 = h.commit().len();
+    h.delete_key("T", true).unwrap();
+    assert_clean(&h, "after deleting everything");
+    let bins = (size1 - 4096).div_ceil(4096);
+    let bytes = h.commit();
+    let reopened = Hive::open(bytes).unwrap();
+    assert!(reopened.check().is_empty());
+    // Everything freed merged back: at most a handful of free cells per bin.
+    assert!(
+        reopened.free_cell_count() <= bins * 2,
+        "{} free cells in {bins} bins",
+        reopened.free_cell_count()
+    );
+    fill(&mut h);
+    let size2 = h.commit().len();
+    assert!(
+        size2 <= size1 + 4096 * 2,
+        "space not reused: {size1} -> {size2} ({bins} bins)"
+    );
+    assert_clean(&h, "after refilling");
+}

@@ -69,3 +69,16 @@ fn win10_system_matches_hivex() {
         .unwrap()
         .is_some());
 }
+
+/// regipy on the two big SYSTEM hives takes minutes of CPU (pure Python), so
+/// it is opt-in: `cargo test -p regf --test read_oracles -- --ignored`.
+#[test]
+#[ignore = "minutes of CPU in regipy; run with --ignored"]
+fn big_system_hives_match_regipy() {
+    let d = tempfile::tempdir().unwrap();
+    for name in ["SYSTEM-win7", "SYSTEM-win10-1709"] {
+        let p = unxz(d.path(), name);
+        let h = open_any(&p);
+        assert_same_as_regipy(&h, &p, name);
+    }
+}
