@@ -256,14 +256,24 @@ pub fn regipy_shaped(h: &Hive) -> Vec<String> {
     h.walk("", |path, k| {
         out.push(format!("K\t{path}"));
         for v in k.values()? {
-            let kind = v.kind()?;
-            let d = match v.data()? {
+            let mut kind = v.kind()?;
+            // regipy skips type 0x200000 and folds DEVPROP types
+            // (0xFFFFxxxx) to their low 16 bits.
+            if kind == 0x20_0000 {
+                continue;
+            }
+            if kind > 0xFFFF_0000 {
+                kind &= 0xFFFF;
+            }
+            let d = match regf::Value::from_raw(kind, v.raw()?) {
                 regf::Value::Dword(n) => n.to_string(),
                 regf::Value::Qword(n) => n.to_string(),
                 regf::Value::Raw { kind: 4 | 11, .. } => "*".into(),
                 _ => "-".into(),
             };
-            let t = if kind <= 11 {
+            let t = if kind == 16 {
+                "REG_FILETIME".to_string()
+            } else if kind <= 11 {
                 regf::kind_name(kind)
             } else {
                 kind.to_string()
