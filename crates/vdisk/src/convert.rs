@@ -11,7 +11,7 @@
 
 use crate::disk::{Disk, ExtentKind};
 use crate::error::{Error, ErrorKind, Result};
-use crate::writer::{Compression, Payload, SeqWriter};
+use crate::writer::{Chunk, Cluster, Compression, SeqWriter};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -125,7 +125,7 @@ pub fn convert(
         threads,
         ..Default::default()
     };
-    let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, u64, Vec<Payload>)>>(window as usize);
+    let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, u64, Chunk)>>(window as usize);
 
     std::thread::scope(|s| -> Result<()> {
         for _ in 0..threads {
@@ -152,11 +152,11 @@ pub fn convert(
             });
         }
         drop(tx);
-        let mut pending: BTreeMap<u64, (u64, Vec<Payload>)> = BTreeMap::new();
+        let mut pending: BTreeMap<u64, (u64, Chunk)> = BTreeMap::new();
         let mut next_write = 0u64;
         let res = (|| -> Result<()> {
             while next_write < nchunks {
-                let (idx, read, payloads) = match rx.recv() {
+                let (idx, read, chunk) = match rx.recv() {
                     Ok(r) => r?,
                     Err(_) => {
                         return Err(Error::new(
@@ -165,22 +165,21 @@ pub fn convert(
                         ))
                     }
                 };
-                pending.insert(idx, (read, payloads));
+                pending.insert(idx, (read, chunk));
                 stats.peak_in_flight = stats.peak_in_flight.max(pending.len());
-                while let Some((read, payloads)) = pending.remove(&next_write) {
+                while let Some((read, chunk)) = pending.remove(&next_write) {
                     stats.bytes_read += read;
-                    let first = next_write * CHUNK / cs;
-                    for (k, p) in payloads.into_iter().enumerate() {
-                        match &p {
-                            Payload::Zero => stats.zero_clusters += 1,
-                            Payload::Data(_) => stats.data_clusters += 1,
-                            Payload::Compressed(_) => {
+                    for k in &chunk.kinds {
+                        match k {
+                            Cluster::Zero => stats.zero_clusters += 1,
+                            Cluster::Data => stats.data_clusters += 1,
+                            Cluster::Compressed(_) => {
                                 stats.data_clusters += 1;
                                 stats.compressed_clusters += 1
                             }
                         }
-                        writer.put(first + k as u64, p)?;
                     }
+                    writer.put(&chunk)?;
                     next_write += 1;
                     *shared.written.lock().unwrap() = next_write;
                     shared.cv.notify_all();
@@ -207,7 +206,7 @@ fn process_chunk(
     size: u64,
     cs: u64,
     compression: Option<Compression>,
-) -> Result<(u64, u64, Vec<Payload>)> {
+) -> Result<(u64, u64, Chunk)> {
     let start = idx * CHUNK;
     let len = CHUNK.min(size - start);
     let mut buf = vec![0u8; len as usize];
@@ -235,24 +234,29 @@ fn process_chunk(
         }
         pos += elen;
     }
-    let mut out = Vec::with_capacity(no_data.len());
+    let mut kinds = Vec::with_capacity(no_data.len());
     for (c, &hole) in no_data.iter().enumerate() {
         let b = c * cs as usize;
         let e = (b + cs as usize).min(len as usize);
         let data = &buf[b..e];
         if hole || is_zero(data) {
-            out.push(Payload::Zero);
+            kinds.push(Cluster::Zero);
             continue;
         }
         if let Some(comp) = compression {
             let mut full = data.to_vec();
             full.resize(cs as usize, 0);
             if let Some(z) = compress(comp, &full, cs as usize)? {
-                out.push(Payload::Compressed(z));
+                kinds.push(Cluster::Compressed(z));
                 continue;
             }
         }
-        out.push(Payload::Data(data.to_vec()));
+        kinds.push(Cluster::Data);
     }
-    Ok((idx, read, out))
+    let chunk = Chunk {
+        first: start / cs,
+        data: buf,
+        kinds,
+    };
+    Ok((idx, read, chunk))
 }

@@ -368,10 +368,11 @@ pub fn libvirt_xml(model: &VmModel, opts: &DomainOptions) -> Result<Rendered> {
         w.empty("backend", &[("type", "emulator"), ("version", "2.0")]);
         w.close();
     }
+    if p.hyperv {
+        // Both phases: see the QEMU writer's hv_crash.
+        w.empty("panic", &[("model", "hyperv")]);
+    }
     if p.panic {
-        if p.hyperv {
-            w.empty("panic", &[("model", "hyperv")]);
-        }
         w.open("panic", &[("model", "isa")]);
         w.empty("address", &[("type", "isa"), ("iobase", "0x505")]);
         w.close();

@@ -149,9 +149,9 @@ pub fn qemu_command(model: &VmModel, opts: &DomainOptions, q: &QemuOptions) -> R
     let mut cpu = q.cpu_model.clone();
     if p.hyperv {
         cpu.push_str(",hv_relaxed,hv_vapic,hv_spinlocks=0x1fff,hv_vpindex,hv_runtime,hv_synic,hv_stimer,hv_reset,hv_frequencies,hv_time");
-        if p.panic {
-            cpu.push_str(",hv_crash");
-        }
+        // Crash MSRs in both phases: a bugcheck during the bootstrap boot
+        // (the likeliest place for a 0x7B) reaches QEMU as GUEST_PANICKED.
+        cpu.push_str(",hv_crash");
     }
     let c = &model.cpu;
     let mut push = |v: &[&str]| a.extend(v.iter().map(|s| s.to_string()));

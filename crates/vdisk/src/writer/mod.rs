@@ -22,15 +22,52 @@ pub enum Compression {
     Zstd,
 }
 
-/// What one output cluster holds.
+/// What one output cluster of a [`Chunk`] holds.
 #[derive(Debug)]
-pub enum Payload {
+pub enum Cluster {
     /// Reads as zero: nothing is written (raw: a hole; qcow2: unallocated).
     Zero,
-    /// Uncompressed cluster bytes (the last cluster may be short).
-    Data(Vec<u8>),
+    /// Uncompressed: its bytes are in [`Chunk::data`].
+    Data,
     /// A compressed cluster (qcow2 only).
     Compressed(Vec<u8>),
+}
+
+/// Consecutive output clusters, handed to a writer in disk order.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Index of the first cluster (virtual offset `first * cluster_size`).
+    pub first: u64,
+    /// The chunk's bytes; shorter than `kinds.len()` clusters only at the
+    /// end of the disk.
+    pub data: Vec<u8>,
+    /// What each cluster is.
+    pub kinds: Vec<Cluster>,
+}
+
+impl Chunk {
+    /// Maximal runs `[a, b)` of [`Cluster::Data`] (indices into `kinds`).
+    pub fn data_runs(&self) -> Vec<(usize, usize)> {
+        let mut runs = vec![];
+        let mut k = 0;
+        while k < self.kinds.len() {
+            if matches!(self.kinds[k], Cluster::Data) {
+                let a = k;
+                while k < self.kinds.len() && matches!(self.kinds[k], Cluster::Data) {
+                    k += 1;
+                }
+                runs.push((a, k));
+            } else {
+                k += 1;
+            }
+        }
+        runs
+    }
+    /// Bytes of clusters `[a, b)` (the last may be short).
+    pub fn bytes(&self, a: usize, b: usize, cluster: u64) -> &[u8] {
+        let cs = cluster as usize;
+        &self.data[(a * cs).min(self.data.len())..(b * cs).min(self.data.len())]
+    }
 }
 
 /// A file being written under a temporary name next to its final path.
@@ -117,10 +154,10 @@ impl Drop for TempOutput {
 pub trait SeqWriter: Send {
     /// Cluster size the writer wants payloads in.
     fn cluster_size(&self) -> u64;
-    /// Whether [`Payload::Compressed`] is accepted.
+    /// Whether [`Cluster::Compressed`] is accepted.
     fn accepts_compressed(&self) -> bool;
-    /// Write cluster number `index` (virtual offset `index * cluster_size`).
-    fn put(&mut self, index: u64, payload: Payload) -> Result<()>;
+    /// Write the next chunk (chunks arrive in increasing order).
+    fn put(&mut self, chunk: &Chunk) -> Result<()>;
     /// Finish metadata, fsync and rename into place.
     fn finish(self: Box<Self>) -> Result<PathBuf>;
 }

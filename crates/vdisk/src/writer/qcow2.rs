@@ -10,7 +10,7 @@
 //! size) and one 16-bit refcount per host cluster (32 KiB per GiB of output
 //! with 64 KiB clusters), plus a write-combining buffer of 4 MiB.
 
-use super::{Compression, Payload, SeqWriter, TempOutput};
+use super::{Chunk, Cluster, Compression, SeqWriter, TempOutput};
 use crate::error::{Error, ErrorKind, Result};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -241,41 +241,65 @@ impl SeqWriter for Qcow2Writer {
     fn accepts_compressed(&self) -> bool {
         self.opts.compression.is_some()
     }
-    fn put(&mut self, index: u64, payload: Payload) -> Result<()> {
-        if self.last.is_some_and(|l| index <= l) || index * self.cs >= self.size.max(1) {
+    fn put(&mut self, chunk: &Chunk) -> Result<()> {
+        let n = chunk.kinds.len() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        let last = chunk.first + n - 1;
+        if self.last.is_some_and(|l| chunk.first <= l) || last * self.cs >= self.size.max(1) {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("cluster {index} out of order or beyond the disk"),
+                format!(
+                    "clusters {}..={last} out of order or beyond the disk",
+                    chunk.first
+                ),
             ));
         }
-        self.last = Some(index);
-        match payload {
-            Payload::Zero => Ok(()),
-            Payload::Data(mut d) => {
-                if d.len() as u64 > self.cs {
-                    return Err(Error::new(ErrorKind::InvalidInput, "oversized cluster"));
+        self.last = Some(last);
+        let mut k = 0usize;
+        while k < chunk.kinds.len() {
+            let index = chunk.first + k as u64;
+            match &chunk.kinds[k] {
+                Cluster::Zero => k += 1,
+                Cluster::Data => {
+                    // A run of data clusters: contiguous host clusters, one
+                    // write straight from the chunk buffer.
+                    let mut b = k;
+                    while b < chunk.kinds.len() && matches!(chunk.kinds[b], Cluster::Data) {
+                        b += 1;
+                    }
+                    let run = (b - k) as u64;
+                    self.end = self.end.div_ceil(self.cs) * self.cs;
+                    let off = self.end;
+                    self.end += run * self.cs;
+                    self.bump(off, self.end);
+                    let bytes = chunk.bytes(k, b, self.cs);
+                    self.write_now(bytes, off)?;
+                    for j in 0..run {
+                        self.set_l2(index + j, (off + j * self.cs) | COPIED)?;
+                    }
+                    k = b;
                 }
-                d.resize(self.cs as usize, 0);
-                let off = self.alloc_cluster();
-                self.write(&d, off)?;
-                self.set_l2(index, off | COPIED)
-            }
-            Payload::Compressed(c) => {
-                if c.is_empty() || c.len() as u64 >= self.cs {
-                    return Err(Error::new(
-                        ErrorKind::InvalidInput,
-                        "compressed cluster not smaller than a cluster",
-                    ));
+                Cluster::Compressed(c) => {
+                    if c.is_empty() || c.len() as u64 >= self.cs {
+                        return Err(Error::new(
+                            ErrorKind::InvalidInput,
+                            "compressed cluster not smaller than a cluster",
+                        ));
+                    }
+                    let off = self.end;
+                    self.end += c.len() as u64;
+                    self.bump(off, self.end);
+                    self.write(c, off)?;
+                    let x = 62 - (self.bits - 8);
+                    let nsec = ((off + c.len() as u64 - 1) >> 9) - (off >> 9);
+                    self.set_l2(index, COMPRESSED | (nsec << x) | off)?;
+                    k += 1;
                 }
-                let off = self.end;
-                self.end += c.len() as u64;
-                self.bump(off, self.end);
-                self.write(&c, off)?;
-                let x = 62 - (self.bits - 8);
-                let nsec = ((off + c.len() as u64 - 1) >> 9) - (off >> 9);
-                self.set_l2(index, COMPRESSED | (nsec << x) | off)
             }
         }
+        Ok(())
     }
     fn finish(mut self: Box<Self>) -> Result<PathBuf> {
         self.flush_l2()?;

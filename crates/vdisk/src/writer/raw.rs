@@ -1,6 +1,6 @@
 //! Sparse raw output: zero clusters become holes.
 
-use super::{Payload, SeqWriter, TempOutput};
+use super::{Chunk, Cluster, SeqWriter, TempOutput};
 use crate::error::{Error, ErrorKind, Result};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -35,24 +35,29 @@ impl SeqWriter for RawWriter {
     fn accepts_compressed(&self) -> bool {
         false
     }
-    fn put(&mut self, index: u64, payload: Payload) -> Result<()> {
-        let off = index * self.cluster;
-        match payload {
-            Payload::Zero => Ok(()),
-            Payload::Data(d) => {
-                if off + d.len() as u64 > self.size {
-                    return Err(Error::new(ErrorKind::OutOfRange, "cluster beyond disk end"));
-                }
-                self.out
-                    .file()
-                    .write_all_at(&d, off)
-                    .map_err(|e| Error::io(self.out.tmp_path(), Some(off), "write failed", e))
-            }
-            Payload::Compressed(_) => Err(Error::new(
+    fn put(&mut self, chunk: &Chunk) -> Result<()> {
+        if chunk
+            .kinds
+            .iter()
+            .any(|k| matches!(k, Cluster::Compressed(_)))
+        {
+            return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "raw output cannot store compressed clusters",
-            )),
+            ));
         }
+        for (a, b) in chunk.data_runs() {
+            let off = (chunk.first + a as u64) * self.cluster;
+            let bytes = chunk.bytes(a, b, self.cluster);
+            if off + bytes.len() as u64 > self.size {
+                return Err(Error::new(ErrorKind::OutOfRange, "cluster beyond disk end"));
+            }
+            self.out
+                .file()
+                .write_all_at(bytes, off)
+                .map_err(|e| Error::io(self.out.tmp_path(), Some(off), "write failed", e))?;
+        }
+        Ok(())
     }
     fn finish(self: Box<Self>) -> Result<PathBuf> {
         self.out.commit()
