@@ -12,9 +12,10 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests"
+mkdir -p target
 cargo test --workspace 2>&1 | tee target/test.log
 echo "== fuzz (brief)"
-./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
 echo "== test summary"
 passed=$(grep -E '^test result:' target/test.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -E '^test result:' target/test.log | awk '{s+=$6} END {print s+0}')
