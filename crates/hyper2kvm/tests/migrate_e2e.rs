@@ -166,7 +166,7 @@ fn windows_uefi_source(dir: &Path) -> PathBuf {
     sh(Command::new("mkfs.vfat")
         .args(["-F", "32", "--offset", "2048", "-n", "ESP"])
         .arg(&raw)
-        .arg(&(100 * 1024).to_string()));
+        .arg((100 * 1024).to_string()));
     sh(Command::new("qemu-img")
         .args([
             "convert",
@@ -384,7 +384,7 @@ fn windows_uefi_source_gives_q35_ovmf_hyperv_and_valid_domains() {
     // The QEMU scripts start (paused) and answer QMP.
     for phase in ["bootstrap", "final"] {
         let script = out.join(format!("Win10_Pro-{phase}.sh"));
-        let mut child = Command::new("sh")
+        let child = Command::new("sh")
             .arg(&script)
             .arg("-S")
             .env("ACCEL", "tcg")
