@@ -25,6 +25,7 @@ def text_block():
     out = bytearray()
     while len(out) < MiB:
         line = " ".join(rng.choice(words) for _ in range(rng.randint(4, 14)))
+        line += " %d" % rng.randint(0, 99999)
         out += (line + "\r\n").encode()
     return bytes(out[:MiB])
 
@@ -38,7 +39,7 @@ def binary_block():
         name = rng.choice(words).encode().ljust(16, b"\0")
         out += struct.pack("<IIQHH", 0x454C4946, i, base + i * 4096,
                            rng.randint(0, 7), rng.randint(0, 300)) + name
-        out += bytes(rng.randint(0, 3) for _ in range(24)) + b"\0" * 16
+        out += rng.randbytes(6) + bytes(rng.randint(0, 3) for _ in range(18)) + b"\0" * 16
         i += 1
     return bytes(out[:MiB])
 
