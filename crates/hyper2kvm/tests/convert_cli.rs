@@ -4,54 +4,12 @@
 //! must not change.
 
 use rand::{RngCore, SeedableRng};
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hyper2kvm")
-}
+mod support;
 
-fn tool(name: &str) -> Command {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "{name} not found: run scripts/install-deps.sh");
-    Command::new(name)
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sha(p: &Path) -> Vec<u8> {
-    Sha256::digest(std::fs::read(p).unwrap()).to_vec()
-}
-
-/// Checksums of every file in `dir` (sources and their extents/parents).
-fn dir_sums(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let s = sha(&p);
-            (p, s)
-        })
-        .collect();
-    v.sort();
-    v
-}
+use support::{bin, dir_sums, run, sha, tool};
 
 /// 9 MiB + 3 sectors: random blocks, text, written zeros, holes, and a tail
 /// that is sector- but not cluster-aligned.

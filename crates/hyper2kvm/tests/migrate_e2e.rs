@@ -10,30 +10,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_hyper2kvm")
-}
+mod support;
 
-fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "{tool} not found: run scripts/install-deps.sh");
-}
-
-fn sh(cmd: &mut Command) -> String {
-    let o = cmd.output().expect("spawn");
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use support::{bin, dir_sums, need, run as sh};
 
 fn migrate(args: &[&str]) -> Output {
     Command::new(bin())
@@ -41,20 +20,6 @@ fn migrate(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn dir_sums(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let s = Sha256::digest(std::fs::read(&p).unwrap()).to_vec();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), s)
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 fn json(p: &Path) -> serde_json::Value {

@@ -2,7 +2,7 @@
 //! [`domain::VmModel`], and opening its disks through the block layer.
 
 use anyhow::{bail, Context, Result};
-use domain::{DiskDevice, DiskSource, Firmware, FirmwareKind, ParseOptions, SourceKind, VmModel};
+use domain::{DiskDevice, DiskSource, Firmware, ParseOptions, SourceKind, VmModel};
 use std::path::{Path, PathBuf};
 use vdisk::{Disk, OpenOptions};
 
@@ -127,7 +127,6 @@ pub fn load(paths: &[PathBuf], ov: &Overrides, allow_outside: bool) -> Result<So
     if model.disks.is_empty() {
         bail!("{}: the VM has no hard disk", p.display());
     }
-    let _ = FirmwareKind::Bios;
     Ok(Source { model, ova })
 }
 
