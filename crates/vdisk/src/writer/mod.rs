@@ -3,9 +3,11 @@
 //! file in the target directory, which [`Output::commit`] fsyncs and renames
 //! into place; dropping an uncommitted output removes the temporary file.
 
+mod overlay_create;
 mod qcow2;
 mod raw;
 
+pub use overlay_create::create_qcow2_overlay;
 pub use qcow2::{Qcow2Options, Qcow2Writer};
 pub use raw::RawWriter;
 
