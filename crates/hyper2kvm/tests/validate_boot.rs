@@ -1,8 +1,9 @@
 //! Validation by booting, against the real QEMU/SeaBIOS under TCG:
 //! tiny boot sectors (checked byte for byte against nasm) for success,
 //! named failures on serial, screen and firmware consoles, a pvpanic guest
-//! panic, a guest that writes its disk (which `-snapshot` must protect),
-//! QEMU failing to start, the KVM probe, and the `hyper2kvm validate DIR`
+//! panic, a guest that writes its disk (given as `-drive` or `-blockdev`:
+//! the throw-away overlays must protect it, and be gone afterwards),
+//! argvs whose disks cannot be protected, QEMU failing to start, the KVM probe, and the `hyper2kvm validate DIR`
 //! file contract. The real Debian guest is in `validate_linux.rs`.
 
 use hyper2kvm::validate::bootsector::{Action, BootSector, Output};
@@ -238,8 +239,8 @@ fn success_marker_from_boot_sector() {
 
 #[test]
 fn disk_writes_never_reach_the_image() {
-    // The guest copies its boot sector to LBA 1. Without -snapshot (QEMU
-    // run directly) that changes the image; under validation it must not.
+    // The guest copies its boot sector to LBA 1. QEMU run directly, that
+    // changes the image; under validation (overlays) it must not.
     need("qemu-system-x86_64");
     let dir = tempfile::tempdir().unwrap();
     let bs = BootSector {
@@ -287,6 +288,9 @@ fn disk_writes_never_reach_the_image() {
     ));
     assert!(r.ok, "{r:#?}");
     assert_eq!(sha256(&d), before, "validation changed the disk");
+    assert_overlays_gone(&r, &out, 1);
+    let drive = r.argv.iter().find(|a| a.contains("ovl-0.qcow2")).unwrap();
+    assert!(drive.contains("format=qcow2,if=ide"), "{drive}");
 }
 
 #[test]
@@ -433,22 +437,247 @@ fn qemu_that_cannot_start_is_reported() {
 }
 
 #[test]
-fn argv_that_would_defeat_snapshot_is_refused() {
+fn disks_that_cannot_be_protected_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = argv(&dir.path().join("x.raw"), &[]);
-    a.extend([
-        "-blockdev".into(),
-        "driver=file,filename=x.raw,node-name=f".into(),
-    ]);
-    let err = boot(&spec(a, &dir.path().join("out"), "final")).unwrap_err();
-    assert!(err.to_string().contains("-blockdev"), "{err}");
-    let err = boot(&spec(
-        argv(&dir.path().join("x.raw"), &[]),
-        &dir.path().join("out"),
-        "a/b",
-    ))
-    .unwrap_err();
+    let x = disk(dir.path(), "x.raw", None);
+    let xs = x.display().to_string();
+    let out = dir.path().join("out");
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            v(&["-drive", &format!("file={xs},if=ide")]),
+            "no format= given",
+        ),
+        (v(&["-hda", &xs]), "gives no format"),
+        (
+            v(&["-drive", &format!("file={xs},format=raw,offset=512")]),
+            "\"offset\"",
+        ),
+        (
+            v(&["-drive", "file=nbd:localhost:10809,format=raw"]),
+            "not a host file",
+        ),
+        (
+            v(&[
+                "-blockdev",
+                r#"{"node-name":"n","driver":"raw","file":{"driver":"nbd","server":{"type":"inet","host":"localhost","port":"10809"}}}"#,
+            ]),
+            "not a host file",
+        ),
+        (
+            v(&[
+                "-blockdev",
+                "driver=nbd,node-name=n,server.type=inet,server.host=h,server.port=1",
+            ]),
+            "not backed by a host file",
+        ),
+        (
+            v(&[
+                "-blockdev",
+                &format!(
+                    r#"{{"node-name":"n","driver":"raw","offset":512,"file":{{"driver":"file","filename":"{xs}"}}}}"#
+                ),
+            ]),
+            "\"offset\"",
+        ),
+        (
+            v(&["-drive", &format!("file={xs},format=qcow2")]),
+            "its contents are raw",
+        ),
+        (v(&["-blockdev", "{\"driver\":"]), "not valid JSON"),
+        (v(&["-daemonize"]), "-daemonize"),
+    ];
+    for (extra, want) in cases {
+        let mut a: Vec<String> = ["qemu-system-x86_64", "-machine", "pc"]
+            .map(String::from)
+            .to_vec();
+        a.extend(extra.iter().cloned());
+        let err = boot(&spec(a, &out, "final")).unwrap_err().to_string();
+        assert!(err.contains(want), "{extra:?}: {err}");
+        // Nothing made for a refused argv stays behind.
+        let left: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    // Read-only disks need no overlay, so these pass the check (QEMU then
+    // fails on the missing NBD server).
+    let ro = [
+        "-drive",
+        "file=nbd:localhost:1,format=raw,readonly=on,if=none,id=d",
+    ];
+    let mut a: Vec<String> = ["qemu-system-x86_64", "-machine", "pc"]
+        .map(String::from)
+        .to_vec();
+    a.extend(ro.iter().map(|s| s.to_string()));
+    let r = run(&spec(a, &out, "final"));
+    assert!(
+        matches!(r.outcome, BootOutcome::QemuExited { .. }),
+        "{r:#?}"
+    );
+    let err = boot(&spec(argv(&x, &[]), &out, "a/b")).unwrap_err();
     assert!(err.to_string().contains("phase name"), "{err}");
+}
+
+/// The overlays a report says it booted from: each was in the argv run,
+/// and none (nor its directory) exists any more.
+fn assert_overlays_gone(r: &BootReport, out: &Path, expected: usize) {
+    let ovls: Vec<PathBuf> = r
+        .notes
+        .iter()
+        .filter_map(|n| n.split_once("throw-away overlay ").map(|(_, p)| p.into()))
+        .collect();
+    assert_eq!(ovls.len(), expected, "{:?}", r.notes);
+    for p in &ovls {
+        let s = p.display().to_string();
+        assert!(
+            r.argv.iter().any(|a| a.contains(&s)),
+            "{s} not in {:?}",
+            r.argv
+        );
+        assert!(p.starts_with(out.canonicalize().unwrap()), "{s}");
+        assert!(!p.exists(), "{s} left behind");
+        assert!(!p.parent().unwrap().exists(), "{s}: directory left behind");
+    }
+    let left: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("overlays"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn guest_writes_never_reach_blockdev_disks() {
+    // The guest writes LBA 1 through INT 13h. Each argv below, run by QEMU
+    // directly, changes the disk; under validation it must not, whichever
+    // way the disk is given.
+    need("qemu-system-x86_64");
+    need("qemu-img");
+    let dir = tempfile::tempdir().unwrap();
+    let bs = BootSector {
+        message: "BOOT OK\r\n".into(),
+        output: Output::Serial,
+        write_self: true,
+        action: Action::DebugExit(0),
+    };
+    let sector = bs.assemble().unwrap();
+    let raw = disk(dir.path(), "guest.raw", Some(sector));
+    let qcow = dir.path().join("guest.qcow2");
+    let st = Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&qcow)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let dev = ["-device", "ide-hd,drive=d0,bus=ide.0"];
+    type Case = (
+        &'static str,
+        &'static str,
+        Box<dyn Fn(&Path) -> Vec<String>>,
+        usize,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "json-raw",
+            "raw",
+            Box::new(|p: &Path| {
+                vec![
+                    "-blockdev".into(),
+                    format!(
+                        r#"{{"node-name":"d0","driver":"raw","discard":"unmap","file":{{"driver":"file","filename":{},"discard":"unmap"}}}}"#,
+                        serde_json::to_string(&p.display().to_string()).unwrap()
+                    ),
+                ]
+            }),
+            1,
+        ),
+        (
+            "json-qcow2",
+            "qcow2",
+            Box::new(|p: &Path| {
+                vec![
+                    "-blockdev".into(),
+                    format!(
+                        r#"{{"node-name":"d0","driver":"qcow2","file":{{"driver":"file","filename":{}}}}}"#,
+                        serde_json::to_string(&p.display().to_string()).unwrap()
+                    ),
+                ]
+            }),
+            1,
+        ),
+        (
+            // Protocol node referenced by a format node, key=value form.
+            "keyval-ref",
+            "raw",
+            Box::new(|p: &Path| {
+                vec![
+                    "-blockdev".into(),
+                    format!("driver=file,node-name=f0,filename={}", p.display()),
+                    "-blockdev".into(),
+                    "driver=raw,node-name=d0,file=f0".into(),
+                ]
+            }),
+            1,
+        ),
+        (
+            // A protocol node used directly as the disk.
+            "keyval-protocol",
+            "raw",
+            Box::new(|p: &Path| {
+                vec![
+                    "-blockdev".into(),
+                    format!("driver=file,node-name=d0,filename={}", p.display()),
+                ]
+            }),
+            1,
+        ),
+    ];
+    for (name, fmt, blockdev, n_ovl) in cases {
+        let base = if fmt == "raw" { &raw } else { &qcow };
+        let run_argv = |p: &Path, extra: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = ["qemu-system-x86_64", "-machine", "pc", "-m", "64"]
+                .map(String::from)
+                .to_vec();
+            v.extend(blockdev(p));
+            v.extend(dev.map(String::from));
+            v.extend(
+                [
+                    "-nic",
+                    "none",
+                    "-device",
+                    "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                ]
+                .map(String::from),
+            );
+            v.extend(extra.iter().map(|s| s.to_string()));
+            v
+        };
+        // Direct QEMU: the write lands.
+        let direct = dir.path().join(format!("{name}-direct.img"));
+        std::fs::copy(base, &direct).unwrap();
+        let before = sha256(&direct);
+        let a = run_argv(&direct, &["-accel", "tcg", "-display", "none"]);
+        let status = Command::new("timeout").arg("60").args(&a).status().unwrap();
+        assert_eq!(status.code(), Some(1), "{name}: {a:?}");
+        assert_ne!(sha256(&direct), before, "{name}: the guest did not write");
+
+        // Validation: it does not.
+        let d = dir.path().join(format!("{name}.img"));
+        std::fs::copy(base, &d).unwrap();
+        let before = sha256(&d);
+        let out = dir.path().join(format!("out-{name}"));
+        let r = run(&spec(run_argv(&d, &[]), &out, "final"));
+        assert!(r.ok, "{name}: {r:#?}");
+        assert!(
+            r.last_serial_lines.iter().any(|l| l == "BOOT OK"),
+            "{name}: {:?}",
+            r.last_serial_lines
+        );
+        assert_eq!(sha256(&d), before, "{name}: validation changed the disk");
+        assert_overlays_gone(&r, &out, n_ovl);
+        assert!(!r.argv.iter().any(|a| a == "-snapshot"), "{:?}", r.argv);
+    }
 }
 
 #[test]
@@ -561,8 +790,8 @@ fn cli_validates_a_directory() {
 #[test]
 fn uefi_with_nothing_bootable_lands_in_the_shell() {
     // OVMF with an empty disk: every boot option fails and the firmware
-    // starts its shell. The writable VARS pflash is protected by
-    // -snapshot like any -drive.
+    // starts its shell. The writable VARS pflash boots from an overlay
+    // like any -drive.
     let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
     let vars_src = Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd");
     assert!(

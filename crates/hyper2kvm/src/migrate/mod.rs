@@ -422,7 +422,9 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
 }
 
 /// The QEMU argv for validation: the domain's argv without the options the
-/// validator sets itself (serial, QMP, display, accelerator).
+/// validator sets itself (serial, QMP, display, accelerator). Disks stay as
+/// the domain writer gives them (`-blockdev`): the validator boots them
+/// from throw-away overlays.
 pub fn validation_argv(argv: &[String]) -> Vec<String> {
     let mut out = vec![];
     let mut i = 0;
@@ -433,16 +435,6 @@ pub fn validation_argv(argv: &[String]) -> Vec<String> {
         {
             i += if a == "-nographic" { 1 } else { 2 };
             continue;
-        }
-        if a == "-blockdev" && i + 1 < argv.len() {
-            // `-snapshot` covers `-drive` but not `-blockdev`: rewrite the
-            // node as an equivalent drive (same id for `-device drive=`).
-            if let Some(d) = blockdev_as_drive(&argv[i + 1]) {
-                out.push("-drive".into());
-                out.push(d);
-                i += 2;
-                continue;
-            }
         }
         if a == "-machine" && i + 1 < argv.len() {
             let m: Vec<&str> = argv[i + 1]
@@ -458,27 +450,6 @@ pub fn validation_argv(argv: &[String]) -> Vec<String> {
         i += 1;
     }
     out
-}
-
-/// `-blockdev {"node-name":N,"driver":F,"file":{"driver":"file","filename":P}}`
-/// → `-drive if=none,id=N,format=F,file=P[,readonly=on]`.
-fn blockdev_as_drive(json: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let id = v.get("node-name")?.as_str()?;
-    let fmt = v.get("driver")?.as_str()?;
-    let file = v.get("file")?;
-    if file.get("driver")?.as_str()? != "file" {
-        return None;
-    }
-    let path = file.get("filename")?.as_str()?.replace(',', ",,");
-    let ro = v
-        .get("read-only")
-        .and_then(|r| r.as_bool())
-        .unwrap_or(false);
-    Some(format!(
-        "if=none,id={id},format={fmt},file={path}{}",
-        if ro { ",readonly=on" } else { "" }
-    ))
 }
 
 fn validate_phase(o: &Options, name: &str, phase: &str) -> Result<PhaseResult> {

@@ -1,8 +1,10 @@
 //! Building the QEMU command line for a validation boot from the caller's
-//! argv: options that would fight ours are dropped (with a note), ours are
-//! appended.
+//! argv: every writable disk is moved onto a throw-away overlay
+//! ([`super::disks`]), options that would fight ours are dropped (with a
+//! note), ours are appended.
 
 use super::accel::ConcreteAccel;
+use super::disks::{protect, OverlayCtx};
 use super::{BootSpec, ValidateError};
 use std::path::Path;
 
@@ -10,7 +12,8 @@ use std::path::Path;
 const DROP_WITH_VALUE: &[&str] = &[
     "-accel", "-display", "-serial", "-qmp", "-monitor", "-vnc", "-action", "-pidfile", "-mon",
 ];
-/// Flag options we own: dropped.
+/// Flag options we own: dropped. (`-snapshot` is not needed: the disks are
+/// on overlays, which also cover `-blockdev`.)
 const DROP_FLAG: &[&str] = &[
     "-enable-kvm",
     "-nographic",
@@ -27,43 +30,42 @@ fn strip_machine_accel(v: &str) -> String {
         .join(",")
 }
 
-/// The full argv: the caller's (sanitised) plus `-snapshot`, the serial
-/// file, the firmware debug console, QMP, no display, `-action` so that a
-/// reset or power-off pauses the VM (the last screen can then be captured)
-/// and the accelerator.
+/// The full argv: the caller's with its writable disks on overlays in
+/// `overlays.dir` (sanitised), plus the serial file, the firmware debug
+/// console, QMP, no display, `-action` so that a reset or power-off pauses
+/// the VM (the last screen can then be captured) and the accelerator.
 pub(crate) fn build_argv(
     spec: &BootSpec,
     accel: ConcreteAccel,
     serial_log: &Path,
     firmware_log: Option<&Path>,
     qmp_sock: &Path,
+    overlays: &mut OverlayCtx,
     notes: &mut Vec<String>,
 ) -> Result<Vec<String>, ValidateError> {
     let Some(program) = spec.argv.first() else {
         return Err(ValidateError::Spec("the QEMU argv is empty".into()));
     };
+    if spec
+        .argv
+        .iter()
+        .any(|a| a == "-daemonize" || a == "--daemonize")
+    {
+        return Err(ValidateError::Spec(
+            "the QEMU argv has -daemonize; validation must own the QEMU process".into(),
+        ));
+    }
+    let argv = protect(&spec.argv, overlays, notes)?;
     let mut out = vec![program.clone()];
     let mut i = 1;
-    while i < spec.argv.len() {
-        let raw = &spec.argv[i];
+    while i < argv.len() {
+        let raw = &argv[i];
         let opt = if raw.starts_with("--") {
             &raw[1..]
         } else {
             raw.as_str()
         };
-        let value = spec.argv.get(i + 1);
-        if opt == "-daemonize" {
-            return Err(ValidateError::Spec(
-                "the QEMU argv has -daemonize; validation must own the QEMU process".into(),
-            ));
-        }
-        if opt == "-blockdev" {
-            return Err(ValidateError::Spec(
-                "the QEMU argv uses -blockdev, which -snapshot does not protect; \
-                 give disks with -drive so validation cannot modify them"
-                    .into(),
-            ));
-        }
+        let value = argv.get(i + 1);
         if DROP_FLAG.contains(&opt) {
             notes.push(format!(
                 "dropped {raw} from the argv (validation sets its own)"
@@ -116,7 +118,6 @@ pub(crate) fn build_argv(
     }
     out.extend(
         [
-            "-snapshot",
             "-display",
             "none",
             "-monitor",

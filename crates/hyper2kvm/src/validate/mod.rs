@@ -1,17 +1,27 @@
-//! Validation by booting: run a migrated VM under QEMU on a throw-away
-//! snapshot, watch its consoles and QMP events, and say precisely whether
+//! Validation by booting: run a migrated VM under QEMU on throw-away disk
+//! overlays, watch its consoles and QMP events, and say precisely whether
 //! and how it booted.
 //!
 //! # One boot: [`boot`]
 //!
 //! The caller gives a [`BootSpec`]: a QEMU argv (program first; disks as
-//! `-drive`, *without* serial, QMP, monitor or display options), a phase
-//! name, a time limit, an accelerator and an output directory. [`boot`]
-//! appends:
+//! `-drive` with `format=` or `-blockdev`, *without* serial, QMP, monitor
+//! or display options), a phase name, a time limit, an accelerator and an
+//! output directory.
 //!
-//! * `-snapshot` — the disks are never written (validation must not change
-//!   the migration result; `-blockdev` is refused because `-snapshot` does
-//!   not cover it);
+//! The disks are never written (validation must not change the migration
+//! result): [`boot`] creates a private directory
+//! `<out>/.<phase>-overlays-XXXX`, puts an empty qcow2 overlay
+//! `ovl-N.qcow2` there over every writable disk (backing file: the disk's
+//! absolute path, backing format: the drive's `format=` or the node's
+//! `driver`) and rewrites the `-drive` / `-blockdev` to boot from it;
+//! read-only disks and CD-ROMs stay as they are (CD-ROMs forced
+//! read-only). A writable disk that cannot be protected this way (no
+//! `format=`, not a host file, `-hda`-style options, options such as
+//! `offset=` that an overlay would not carry) is refused with an error.
+//! The directory is deleted after QEMU has exited. A caller's `-snapshot`
+//! is dropped. [`boot`] then appends:
+//!
 //! * `-display none -monitor none`;
 //! * `-action reboot=shutdown,shutdown=pause,panic=pause` — a reboot, a
 //!   power-off or a panic pauses the VM so its last screen can be captured;
@@ -43,9 +53,9 @@
 //! * input `DIR/<vmname>-<phase>.argv.json` — one per VM and phase
 //!   (`bootstrap`, `final`): a JSON array of strings, the QEMU argv
 //!   starting with the program name (`qemu-system-x86_64`), disks given
-//!   with `-drive`, no serial/QMP/monitor/display/accel options. Relative
-//!   paths in it are relative to `DIR` (QEMU runs with `DIR` as its
-//!   working directory).
+//!   with `-drive` or `-blockdev` (the domain writer's own argv), no
+//!   serial/QMP/monitor/display/accel options. Relative paths in it are
+//!   relative to `DIR` (QEMU runs with `DIR` as its working directory).
 //! * input, optional, `DIR/validate.json`:
 //!   `{"success_markers": ["..."], "failure_markers": ["..."],
 //!   "timeout_seconds": 600}` — extra serial/screen substrings that mean
@@ -54,7 +64,8 @@
 //!   `ok`, `outcome` (tagged by `kind`), `reason`, `seconds`, the last
 //!   serial and firmware lines, screen text, QMP events and artefact paths.
 //! * output artefacts in `DIR/validation/`: `<phase>-serial.log`,
-//!   `<phase>-firmware.log`, `<phase>-qemu.log`, `<phase>-screen.png`.
+//!   `<phase>-firmware.log`, `<phase>-qemu.log`, `<phase>-screen.png`
+//!   (the overlays live there during the boot only).
 //!
 //! A directory holds one VM; with several `<vmname>`s the caller must pick
 //! one (`--vm`).
@@ -65,6 +76,7 @@ pub mod bootsector;
 pub mod bugcheck;
 pub mod classify;
 mod dir;
+mod disks;
 pub mod markers;
 pub mod qmp;
 mod runner;
@@ -110,7 +122,7 @@ impl std::str::FromStr for Accel {
 #[derive(Clone, Debug)]
 pub struct BootSpec {
     /// QEMU argv, program first, without serial/QMP/monitor/display
-    /// options; disks as `-drive`.
+    /// options; disks as `-drive` (with `format=`) or `-blockdev`.
     pub argv: Vec<String>,
     /// Phase name (`bootstrap`, `final`): prefixes the artefact names.
     pub phase: String,

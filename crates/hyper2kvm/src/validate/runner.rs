@@ -1,10 +1,12 @@
-//! Running one validation boot: QEMU with `-snapshot`, serial and firmware
-//! logs to files, QMP on a private Unix socket; watch until a verdict, take
-//! a screendump, quit, reap. A guard kills QEMU on every exit path.
+//! Running one validation boot: QEMU with its disks on throw-away overlays
+//! (deleted afterwards), serial and firmware logs to files, QMP on a
+//! private Unix socket; watch until a verdict, take a screendump, quit,
+//! reap. A guard kills QEMU on every exit path, before the overlays go.
 
 use super::accel::{resolve_accel, ConcreteAccel};
 use super::argv::build_argv;
 use super::classify::{classify, decisive, Observations};
+use super::disks::OverlayCtx;
 use super::markers::{clean_line, match_line, Hit, MarkerKind, Source};
 use super::qmp::{Event, Qmp};
 use super::{BootReport, BootSpec, ValidateError};
@@ -227,12 +229,30 @@ pub(crate) fn boot_with(
         .tempdir()
         .map_err(|e| ValidateError::io(Path::new("/tmp"), e))?;
     let sock = sockdir.path().join("qmp.sock");
+    // Overlays live beside the artefacts (room for what the guest writes),
+    // in a private directory removed after the boot, on every path.
+    let abs_out = dir.canonicalize().map_err(|e| ValidateError::io(dir, e))?;
+    let cwd = std::env::current_dir().map_err(|e| ValidateError::io(Path::new("."), e))?;
+    let cwd = match &spec.cwd {
+        Some(c) => cwd.join(c),
+        None => cwd,
+    };
+    let ovl_dir = tempfile::Builder::new()
+        .prefix(&format!(".{}-overlays-", spec.phase))
+        .tempdir_in(&abs_out)
+        .map_err(|e| ValidateError::io(&abs_out, e))?;
+    let mut overlays = OverlayCtx {
+        dir: ovl_dir.path(),
+        cwd: &cwd,
+        count: 0,
+    };
     let argv = build_argv(
         spec,
         accel,
         &serial_log,
         spec.firmware_log.then_some(firmware_log.as_path()),
         &sock,
+        &mut overlays,
         notes,
     )?;
 
@@ -380,6 +400,13 @@ pub(crate) fn boot_with(
     let seconds = start.elapsed().as_secs_f64();
     drop(guard); // kills if still alive, reaps
     let _ = std::fs::remove_file(&vga);
+    let ovl_path = ovl_dir.path().to_path_buf();
+    if let Err(e) = ovl_dir.close() {
+        notes.push(format!(
+            "could not remove the overlay directory {}: {e}",
+            ovl_path.display()
+        ));
+    }
 
     // Whatever QEMU flushed last.
     add_hits(&mut obs, serial.poll(&spec.markers));
