@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod bpb;
+pub mod drivers;
 pub mod fixgeo;
 pub mod fs;
 pub mod geometry;
