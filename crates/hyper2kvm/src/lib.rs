@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diskconv;
+pub mod driverdisk;
 pub mod fixtures;
 pub mod migrate;
 pub mod validate;

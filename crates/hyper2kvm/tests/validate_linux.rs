@@ -88,8 +88,8 @@ fn debian_guest_reaches_login_on_virtio() {
             r.progress
         );
     }
-    // A booted systemd writes to its root filesystem; -snapshot kept the
-    // image untouched.
+    // A booted systemd writes to its root filesystem; the validator's
+    // throw-away overlay kept the image untouched.
     assert_eq!(
         sha256_file(&disk),
         before,

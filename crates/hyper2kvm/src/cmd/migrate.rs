@@ -37,7 +37,8 @@ pub struct Args {
     /// Output directory (must be empty unless --force).
     #[arg(long)]
     out: PathBuf,
-    /// virtio-win ISO to attach to the bootstrap domain.
+    /// virtio-win ISO (attached to the bootstrap domain) or directory tree
+    /// (a CD with this guest's drivers is built into DIR and attached).
     #[arg(long)]
     virtio_win: Option<PathBuf>,
     /// Output disk format.

@@ -1,5 +1,5 @@
-//! `hyper2kvm validate DIR`: boot a migration output under QEMU (on a
-//! snapshot: the disks are never written) and classify the result. The file
+//! `hyper2kvm validate DIR`: boot a migration output under QEMU (from
+//! throw-away qcow2 overlays: the disks are never written) and classify the result. The file
 //! contract with `migrate` is documented in `hyper2kvm::validate`.
 
 use anyhow::Context;

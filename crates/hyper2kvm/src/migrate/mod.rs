@@ -18,6 +18,7 @@
 pub mod fixers;
 pub mod source;
 pub mod summary;
+pub mod virtio_win;
 
 use crate::diskconv::{convert_disk, OutFormat};
 use anyhow::{bail, Context, Result};
@@ -40,7 +41,8 @@ pub struct Options {
     pub sources: Vec<PathBuf>,
     /// Output directory.
     pub out: PathBuf,
-    /// virtio-win ISO for the bootstrap domain.
+    /// virtio-win ISO or directory tree: drivers for the bootstrap
+    /// domain's CD-ROM.
     pub virtio_win: Option<PathBuf>,
     /// Output disk format.
     pub format: OutFormat,
@@ -109,6 +111,9 @@ pub struct Plan {
     pub disks: Vec<DiskPlan>,
     /// Fixes planned (supported) and still needed (unsupported).
     pub fixes: Vec<PlannedFix>,
+    /// The virtio-win media: drivers found for this guest and the CD the
+    /// bootstrap domain gets.
+    pub virtio_win: Option<virtio_win::VirtioWinPlan>,
     /// Files that will be written.
     pub outputs: Vec<PathBuf>,
     /// Warnings.
@@ -277,10 +282,24 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
             fixes.extend(f.plan(&cx));
         }
     }
-    if o.virtio_win.is_none() && model.guest_os.is_windows() {
-        warnings.push("no --virtio-win ISO given: the bootstrap domain has no driver CD".into());
-    }
+    let (vw, vw_iso) = match &o.virtio_win {
+        Some(m) => {
+            let (p, iso) = virtio_win::plan(m, &model, o.block, &o.out, &mut warnings);
+            (Some(p), iso)
+        }
+        None => {
+            if model.guest_os.is_windows() {
+                warnings.push(
+                    "no --virtio-win ISO given: the bootstrap domain has no driver CD".into(),
+                );
+            }
+            (None, None)
+        }
+    };
     let mut outputs: Vec<PathBuf> = disks.iter().map(|d| d.output.clone()).collect();
+    if let Some(p) = vw.as_ref().filter(|p| p.built) {
+        outputs.extend(p.attach.clone());
+    }
     for p in ["bootstrap", "final"] {
         for e in ["xml", "sh", "argv.json"] {
             outputs.push(o.out.join(format!("{name}-{p}.{e}")));
@@ -294,6 +313,7 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
         vm: model.clone(),
         disks,
         fixes,
+        virtio_win: vw,
         outputs,
         warnings,
     };
@@ -335,6 +355,16 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
         staged.push((tmp, dp.output.clone()));
     }
 
+    // The driver CD built from a virtio-win directory.
+    if let (Some(iso), Some(path)) = (
+        &vw_iso,
+        plan.virtio_win.as_ref().and_then(|p| p.attach.as_ref()),
+    ) {
+        let tmp = staging.join(path.file_name().unwrap());
+        iso.write(&tmp)?;
+        staged.push((tmp, path.clone()));
+    }
+
     // Domains.
     let out_disks: Vec<OutputDisk> = plan
         .disks
@@ -367,7 +397,7 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
         dopts.block_bus = o.block;
         dopts.nvram = nvram.clone();
         if phase == Phase::Bootstrap {
-            dopts.virtio_win_iso = o.virtio_win.clone();
+            dopts.virtio_win_iso = plan.virtio_win.as_ref().and_then(|p| p.attach.clone());
         }
         let (xml, w1) = domain::writer::libvirt_xml(&model, &dopts)?;
         let q = QemuOptions::new(&o.out, &model);
