@@ -6,9 +6,9 @@ mod common;
 use common::*;
 use domain::ova::Ova;
 use domain::*;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use testkit::sha256_hex;
 
 fn vmware_ovf(disk_href: &str, gzip: bool) -> String {
     let comp = if gzip {
@@ -156,13 +156,6 @@ const VBOX_OVF: &str = r#"<?xml version="1.0"?>
   </VirtualSystem>
 </Envelope>
 "#;
-
-fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
 
 #[test]
 fn vmware_ovf_every_field() {

@@ -4,12 +4,9 @@
 
 mod common;
 use common::*;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
-fn sum(p: &Path) -> Vec<u8> {
-    Sha256::digest(std::fs::read(p).unwrap()).to_vec()
-}
+use testkit::sha256 as sum;
 
 fn try_write(img: &Path, force: bool) -> Result<(), ntfs::Error> {
     let d = vdisk::raw::RawDiskMut::open(img).unwrap();

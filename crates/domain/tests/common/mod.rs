@@ -1,59 +1,11 @@
 //! Shared test helpers: oracle lookup, image creation, XML queries.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use domain::xml::Element;
 use std::path::Path;
 use std::process::Command;
 
-/// Panic with a clear message if `tool` is not installed.
-pub fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "test oracle `{tool}` is not installed (run scripts/install-deps.sh)"
-    );
-}
-
-/// Run a command, panic with its stderr if it fails; return stdout.
-pub fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Like [`run`] but returns stdout followed by stderr.
-pub fn run_all(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed: {text}");
-    text
-}
-
-/// `qemu-img create -f fmt path size`.
-pub fn qemu_img_create(path: &Path, fmt: &str, size: &str) {
-    need("qemu-img");
-    run(Command::new("qemu-img")
-        .args(["create", "-q", "-f", fmt])
-        .arg(path)
-        .arg(size));
-}
+pub use testkit::{need, qemu_img_create, run, run_all};
 
 /// A tiny ISO made with xorriso.
 pub fn make_iso(dir: &Path) -> std::path::PathBuf {

@@ -1,36 +1,15 @@
 //! Shared test support: the oracle tools, sample trees and comparisons.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use iso9660::{Iso, ReadAt};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
-/// Fail loudly when a test oracle is missing.
-pub fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "test oracle `{tool}` is not installed (Debian packages xorriso, genisoimage; see scripts/install-deps.sh)"
-    );
-}
+pub use testkit::need;
 
-/// Run a tool, insist on success, return its stdout.
+/// Run an installed tool, insist on success, return its stdout.
 pub fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
-    need(cmd);
-    let o = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
+    testkit::run_tool(cmd, args)
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*).

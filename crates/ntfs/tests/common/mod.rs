@@ -1,36 +1,15 @@
 //! Shared helpers: build NTFS volumes with mkntfs and populate them with
 //! ntfs-3g (the oracles), compare with ntfsls/ntfscat.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Fail clearly when an oracle is missing.
-pub fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "test oracle `{tool}` is not installed (apt-get install ntfs-3g sleuthkit libfsntfs-utils)"
-    );
-}
+pub use testkit::need;
 
-/// Run a command, panic with its stderr on failure, return stdout.
+/// Run an installed tool, insist on success, return its stdout.
 pub fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
-    let o = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
+    testkit::run_tool(cmd, args)
 }
 
 /// Make a fresh NTFS volume file of `mib` MiB with cluster size `cs`.

@@ -1,5 +1,5 @@
 //! Shared test helpers: test data, oracle tools, tree listings.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,30 +8,15 @@ use regf::Hive;
 
 /// Directory of the shared test hives.
 pub fn hives_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/hives"
-    ))
+    testkit::testdata("hives")
 }
 
 /// Shared phony-windows directory.
 pub fn phony_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/phony-windows"
-    ))
+    testkit::testdata("phony-windows")
 }
 
-/// Fail loudly if an oracle tool is missing.
-pub fn require(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "oracle tool '{tool}' is not installed (apt-get install libhivex-bin libwin-hivex-perl reglookup; pip install regipy)");
-}
+pub use testkit::{need as require, run};
 
 /// Decompress `name.xz` from the shared hives into `dir`; returns the path.
 pub fn unxz(dir: &Path, name: &str) -> PathBuf {
@@ -39,27 +24,12 @@ pub fn unxz(dir: &Path, name: &str) -> PathBuf {
     let src = hives_dir().join(format!("{name}.xz"));
     assert!(src.exists(), "missing test data {}", src.display());
     let out = dir.join(name);
-    let o = Command::new("xz")
-        .arg("-dc")
-        .arg(&src)
-        .output()
-        .expect("run xz");
-    assert!(o.status.success(), "xz -dc {} failed", src.display());
-    std::fs::write(&out, o.stdout).unwrap();
+    std::fs::write(
+        &out,
+        testkit::run_bytes(Command::new("xz").arg("-dc").arg(&src)),
+    )
+    .unwrap();
     out
-}
-
-/// Run a command, assert success, return stdout.
-pub fn run(cmd: &mut Command) -> String {
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn hex(b: &[u8]) -> String {
