@@ -5,23 +5,11 @@
 
 use rand::{RngCore, SeedableRng};
 use std::path::Path;
-use std::process::Command;
+use testkit::{run, tool};
 use vdisk::convert::{convert, ConvertOptions};
 use vdisk::overlay::Overlay;
 use vdisk::writer::{Compression, Qcow2Options, Qcow2Writer, RawWriter};
 use vdisk::{Disk, DiskWrite};
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (run scripts/install-deps.sh)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn pattern(path: &Path, size: usize) {
     let mut d = vec![0u8; size];
@@ -38,7 +26,7 @@ fn overlay_writes_equal_qemu_io_writes_and_source_is_untouched() {
     let raw = d.join("p.raw");
     pattern(&raw, 5 << 20);
     let src = d.join("src.qcow2");
-    run(Command::new("qemu-img")
+    run(tool("qemu-img")
         .args(["convert", "-f", "raw", "-O", "qcow2"])
         .arg(&raw)
         .arg(&src));
@@ -56,7 +44,7 @@ fn overlay_writes_equal_qemu_io_writes_and_source_is_untouched() {
     let ov = Overlay::new(vdisk::open(&src).unwrap(), 16 << 20);
     for (off, len, b) in writes {
         ov.write_at(&vec![b; len], off).unwrap();
-        run(Command::new("qemu-io")
+        run(tool("qemu-io")
             .args(["-f", "qcow2", "-c", &format!("write -P {b} {off} {len}")])
             .arg(&copy));
     }
@@ -64,7 +52,7 @@ fn overlay_writes_equal_qemu_io_writes_and_source_is_untouched() {
 
     // Read back through the overlay equals qemu's view of its copy.
     let expect = d.join("expect.raw");
-    run(Command::new("qemu-img")
+    run(tool("qemu-img")
         .args(["convert", "-O", "raw"])
         .arg(&copy)
         .arg(&expect));
@@ -96,10 +84,8 @@ fn overlay_writes_equal_qemu_io_writes_and_source_is_untouched() {
         };
         let (_, stats) = convert(&ov, Box::new(w), &opts, &|_| {}).unwrap();
         assert_eq!(stats.virtual_size, 5 << 20);
-        assert!(
-            run(Command::new("qemu-img").arg("check").arg(&out)).contains("No errors were found")
-        );
-        let cmp = run(Command::new("qemu-img")
+        assert!(run(tool("qemu-img").arg("check").arg(&out)).contains("No errors were found"));
+        let cmp = run(tool("qemu-img")
             .args(["compare", "-f", "raw", "-F", "qcow2"])
             .arg(&expect)
             .arg(&out));
@@ -152,10 +138,8 @@ fn zero_detection_and_sizes_that_are_not_cluster_multiples() {
         )
         .unwrap();
         assert_eq!(st.data_clusters, 1, "size {size}");
-        assert!(
-            run(Command::new("qemu-img").arg("check").arg(&out)).contains("No errors were found")
-        );
-        let cmp = run(Command::new("qemu-img")
+        assert!(run(tool("qemu-img").arg("check").arg(&out)).contains("No errors were found"));
+        let cmp = run(tool("qemu-img")
             .args(["compare", "-f", "raw"])
             .arg(&raw)
             .arg(&out));

@@ -7,44 +7,20 @@ mod qcow2_common;
 
 use qcow2_common::*;
 use std::path::Path;
-use std::process::Command;
 use vdisk::writer::create_qcow2_overlay;
 use vdisk::{ErrorKind, OpenOptions};
 
-/// `qemu-img check` must find neither errors nor leaks.
+/// `qemu-img check` must find neither errors nor leaks in a qcow2.
 fn assert_clean(img: &Path) {
-    let out = Command::new(tool("qemu-img"))
-        .args(["check", "--output=json", s(img)])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "qemu-img check failed: {text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    for k in ["corruptions", "leaks", "check-errors"] {
-        assert_eq!(v[k].as_u64().unwrap_or(0), 0, "qemu-img check {k}: {text}");
-    }
-    assert_eq!(v["format"], "qcow2", "{text}");
+    let v = testkit::qemu_check(img);
+    assert_eq!(v["format"], "qcow2", "{v}");
 }
 
 fn info(img: &Path) -> serde_json::Value {
-    serde_json::from_str(&qemu_img(&["info", "--output=json", s(img)])).unwrap()
+    testkit::qemu_info(img)
 }
 
-/// `qemu-img compare` exit status and output (0 identical, 1 different).
-fn compare(a: &Path, a_fmt: &str, b: &Path, b_fmt: &str) -> (i32, String) {
-    let out = Command::new(tool("qemu-img"))
-        .args(["compare", "-f", a_fmt, "-F", b_fmt, s(a), s(b)])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
+use testkit::qemu_compare as compare;
 
 fn allow_outside() -> OpenOptions {
     OpenOptions {

@@ -24,11 +24,7 @@ fn base(dir: &Path, name: &str, opts: &[&str]) -> (PathBuf, Vec<u8>) {
     let data: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8 ^ 0x5c).collect();
     std::fs::write(&raw, &data).unwrap();
     let img = dir.join(name);
-    let mut args = vec!["convert", "-f", "raw", "-O", "qcow2"];
-    args.extend_from_slice(opts);
-    args.push(s(&raw));
-    args.push(s(&img));
-    qemu_img(&args);
+    testkit::qemu_convert(&raw, "raw", "qcow2", opts, &img);
     let bytes = std::fs::read(&img).unwrap();
     (img, bytes)
 }
@@ -432,18 +428,7 @@ fn backing_names_outside_the_directory_are_refused() {
     ]);
     assert_err(&open_err(&up), ErrorKind::Refused, None, &["../secret.raw"]);
     let up2 = sub.join("up2.qcow2");
-    qemu_img(&[
-        "create",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        "../secret.raw",
-        "-F",
-        "qcow2",
-        s(&up2),
-        "1M",
-    ]);
+    overlay_unchecked(&up2, "../secret.raw");
     assert_err(
         &open_err(&up2),
         ErrorKind::Refused,
@@ -474,6 +459,23 @@ fn backing_names_outside_the_directory_are_refused() {
     let mut buf = [0u8; 4];
     d.read_at(&mut buf, 4096).unwrap();
     assert_eq!(buf, [0x41; 4]);
+}
+
+/// A 1 MiB qcow2 at `img` over the qcow2 `backing`, made with `-u` so
+/// qemu-img does not open (or insist on) the backing file.
+fn overlay_unchecked(img: &Path, backing: &str) {
+    qemu_img(&[
+        "create",
+        "-f",
+        "qcow2",
+        "-u",
+        "-b",
+        backing,
+        "-F",
+        "qcow2",
+        s(img),
+        "1M",
+    ]);
 }
 
 #[test]
@@ -507,33 +509,11 @@ fn cyclic_and_missing_backing_chains() {
     assert_err(&open_err(&b), ErrorKind::Refused, None, &["loops"]);
 
     let selfref = t.path().join("self.qcow2");
-    qemu_img(&[
-        "create",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        "self.qcow2",
-        "-F",
-        "qcow2",
-        s(&selfref),
-        "1M",
-    ]);
+    overlay_unchecked(&selfref, "self.qcow2");
     assert_err(&open_err(&selfref), ErrorKind::Refused, None, &["loops"]);
 
     let missing = t.path().join("missing.qcow2");
-    qemu_img(&[
-        "create",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        "nope.qcow2",
-        "-F",
-        "qcow2",
-        s(&missing),
-        "1M",
-    ]);
+    overlay_unchecked(&missing, "nope.qcow2");
     assert_err(
         &open_err(&missing),
         ErrorKind::InvalidInput,
@@ -544,18 +524,7 @@ fn cyclic_and_missing_backing_chains() {
     // Declared qcow2, actually raw: not silently probed as something else.
     std::fs::write(t.path().join("plain.img"), vec![0u8; 1 << 20]).unwrap();
     let lie = t.path().join("lie.qcow2");
-    qemu_img(&[
-        "create",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        "plain.img",
-        "-F",
-        "qcow2",
-        s(&lie),
-        "1M",
-    ]);
+    overlay_unchecked(&lie, "plain.img");
     assert_err(
         &open_err(&lie),
         ErrorKind::Corrupt,

@@ -9,17 +9,7 @@ use std::path::Path;
 use vdisk::{Disk, ExtentKind};
 
 fn convert(dir: &Path, name: &str, opts: &[&str]) -> std::path::PathBuf {
-    let raw = dir.join("pattern.raw");
-    if !raw.exists() {
-        pattern_raw(&raw, PATTERN_SIZE, 42);
-    }
-    let img = dir.join(name);
-    let mut args = vec!["convert", "-f", "raw", "-O", "qcow2"];
-    args.extend_from_slice(opts);
-    args.push(s(&raw));
-    args.push(s(&img));
-    qemu_img(&args);
-    img
+    convert_pattern(dir, name, opts, 42)
 }
 
 fn layer_version(d: &dyn Disk) -> String {

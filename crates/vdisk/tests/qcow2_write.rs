@@ -5,40 +5,17 @@ mod qcow2_common;
 
 use qcow2_common::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use vdisk::qcow2::open_rw;
 use vdisk::{Disk, DiskWrite, ErrorKind};
 
-fn convert(dir: &Path, name: &str, opts: &[&str]) -> PathBuf {
-    let raw = dir.join("pattern.raw");
-    if !raw.exists() {
-        pattern_raw(&raw, PATTERN_SIZE, 9);
-    }
-    let img = dir.join(name);
-    let mut args = vec!["convert", "-f", "raw", "-O", "qcow2"];
-    args.extend_from_slice(opts);
-    args.push(s(&raw));
-    args.push(s(&img));
-    qemu_img(&args);
-    img
+fn convert(dir: &Path, name: &str, opts: &[&str]) -> std::path::PathBuf {
+    convert_pattern(dir, name, opts, 9)
 }
 
 /// `qemu-img check` must find neither errors nor leaks.
 fn assert_clean(img: &Path) {
-    let out = std::process::Command::new(tool("qemu-img"))
-        .args(["check", "--output=json", s(img)])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "qemu-img check output not JSON ({e}): {text} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    for k in ["corruptions", "leaks", "check-errors"] {
-        assert_eq!(v[k].as_u64().unwrap_or(0), 0, "qemu-img check {k}: {text}");
-    }
+    testkit::qemu_check(img);
 }
 
 /// Random writes (cluster-aligned, unaligned, spanning, tail) applied to
@@ -306,7 +283,7 @@ fn allocation_skips_clusters_refcounted_past_eof() {
     d.write_at(&[0x22; 65536], 1 << 20).unwrap();
     d.flush().unwrap();
     drop(d);
-    let out = std::process::Command::new(tool("qemu-img"))
+    let out = tool("qemu-img")
         .args(["check", "--output=json", s(&img)])
         .output()
         .unwrap();

@@ -166,20 +166,7 @@ fn stream_with_grain_directory_in_footer() {
     let dir = t.path();
     let raw = dir.join("pattern.raw");
     standard_pattern(&raw);
-    qemu_img(
-        dir,
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=streamOptimized",
-            "pattern.raw",
-            "s.vmdk",
-        ],
-    );
+    convert(dir, "streamOptimized", &[], "s.vmdk");
     let p = dir.join("s.vmdk");
     let mut f = file_bytes(&p);
     assert_eq!(f.len() % 512, 0);

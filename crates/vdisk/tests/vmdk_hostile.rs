@@ -10,20 +10,7 @@ use vmdk_util::*;
 fn sparse_image(dir: &Path, name: &str) -> Vec<u8> {
     let raw = dir.join("pattern.raw");
     standard_pattern(&raw);
-    qemu_img(
-        dir,
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=monolithicSparse",
-            "pattern.raw",
-            name,
-        ],
-    );
+    convert(dir, "monolithicSparse", &[], name);
     file_bytes(&raw)
 }
 
@@ -287,20 +274,7 @@ fn stream_grain_inflating_beyond_grain_size() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     sparse_image(dir, "unused.vmdk");
-    qemu_img(
-        dir,
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=streamOptimized",
-            "pattern.raw",
-            "s.vmdk",
-        ],
-    );
+    convert(dir, "streamOptimized", &[], "s.vmdk");
     let p = dir.join("s.vmdk");
     let gd = read_u64(&p, kdmv::GD) * 512;
     let gt = u64::from(read_u32(&p, gd)) * 512;

@@ -43,14 +43,6 @@ fn check_against_oracles(dir: &Path, img: &str, original_raw: &Path, extents: us
     assert_eq!(before, snapshot_dir(dir), "reading changed a source file");
 }
 
-fn convert(dir: &Path, sub: &str, extra: &[&str], out: &str) {
-    let opt = format!("subformat={sub}");
-    let mut args = vec!["convert", "-f", "raw", "-O", "vmdk", "-o", &opt];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["pattern.raw", out]);
-    qemu_img(dir, &args);
-}
-
 #[test]
 fn every_subformat_matches_qemu_and_vmdkinfo() {
     let t = tempfile::tempdir().unwrap();
@@ -186,19 +178,7 @@ fn snapshot_delta_reads_through_to_parent() {
     let raw = dir.join("pattern.raw");
     standard_pattern(&raw);
     convert(dir, "monolithicSparse", &[], "base.vmdk");
-    qemu_img(
-        dir,
-        &[
-            "create",
-            "-f",
-            "vmdk",
-            "-b",
-            "base.vmdk",
-            "-F",
-            "vmdk",
-            "delta.vmdk",
-        ],
-    );
+    delta(dir, &[], "base.vmdk", "delta.vmdk");
     qemu_io(
         dir,
         "delta.vmdk",
@@ -237,20 +217,11 @@ fn split_sparse_delta_over_stream_base() {
     let raw = dir.join("pattern.raw");
     standard_pattern(&raw);
     convert(dir, "streamOptimized", &[], "base.vmdk");
-    qemu_img(
+    delta(
         dir,
-        &[
-            "create",
-            "-f",
-            "vmdk",
-            "-o",
-            "subformat=twoGbMaxExtentSparse",
-            "-b",
-            "base.vmdk",
-            "-F",
-            "vmdk",
-            "delta.vmdk",
-        ],
+        &["-o", "subformat=twoGbMaxExtentSparse"],
+        "base.vmdk",
+        "delta.vmdk",
     );
     qemu_io(
         dir,
@@ -283,19 +254,7 @@ fn cid_mismatch_is_a_warning() {
     let raw = dir.join("pattern.raw");
     standard_pattern(&raw);
     convert(dir, "monolithicFlat", &[], "base.vmdk");
-    qemu_img(
-        dir,
-        &[
-            "create",
-            "-f",
-            "vmdk",
-            "-b",
-            "base.vmdk",
-            "-F",
-            "vmdk",
-            "delta.vmdk",
-        ],
-    );
+    delta(dir, &[], "base.vmdk", "delta.vmdk");
     // "Modify" the parent: change its CID.
     let text = std::fs::read_to_string(dir.join("base.vmdk")).unwrap();
     let d = vdisk::vmdk::parse_descriptor(&text).unwrap();

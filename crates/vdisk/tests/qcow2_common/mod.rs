@@ -1,64 +1,24 @@
 //! Helpers shared by the qcow2 tests: oracle tools (qemu-img, qemu-io,
 //! qcowinfo), a deterministic pattern disk and comparisons.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use vdisk::{Disk, ExtentKind};
 
 /// Virtual size of the pattern disk: sector-aligned, not cluster-aligned.
 pub const PATTERN_SIZE: u64 = 7 * 1024 * 1024 + 3 * 512;
 
-/// Full path of an oracle tool, failing the test clearly when missing.
-pub fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("oracle tool `{name}` is not installed (needed by this test; install qemu-utils / libqcow-utils)");
-}
+pub use testkit::{qemu_img, s, tool};
 
-/// Run a tool, panicking with its stderr on failure; returns stdout.
+/// Run an installed tool, insist on success, return its stdout.
 pub fn run(name: &str, args: &[&str]) -> String {
-    let out = Command::new(tool(name))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `qemu-img` with arguments.
-pub fn qemu_img(args: &[&str]) -> String {
-    run("qemu-img", args)
+    testkit::run(tool(name).args(args))
 }
 
 /// `qemu-io -f qcow2 -c <cmd> img` for each command.
 pub fn qemu_io(img: &Path, cmds: &[&str]) {
-    let mut args = vec!["-f", "qcow2"];
-    for c in cmds {
-        args.push("-c");
-        args.push(c);
-    }
-    let p = img.to_str().unwrap();
-    args.push(p);
-    let out = run("qemu-io", &args);
-    assert!(
-        !out.contains("error") && !out.contains("failed"),
-        "qemu-io reported: {out}"
-    );
-}
-
-/// Path as &str.
-pub fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    testkit::qemu_io(None, "qcow2", s(img), cmds)
 }
 
 /// Write the pattern raw disk: 32 KiB units of random data, compressible
@@ -102,16 +62,21 @@ pub fn pattern_raw(path: &Path, size: u64, seed: u64) -> Vec<u8> {
     data
 }
 
+/// `qemu-img convert` of the pattern disk (made once per `dir` from
+/// `seed`) into the qcow2 `dir/name` with extra options `opts`.
+pub fn convert_pattern(dir: &Path, name: &str, opts: &[&str], seed: u64) -> std::path::PathBuf {
+    let raw = dir.join("pattern.raw");
+    if !raw.exists() {
+        pattern_raw(&raw, PATTERN_SIZE, seed);
+    }
+    let img = dir.join(name);
+    testkit::qemu_convert(&raw, "raw", "qcow2", opts, &img);
+    img
+}
+
 /// Flatten an image with `qemu-img convert -O raw`.
 pub fn qemu_raw(img: &Path, dir: &Path) -> Vec<u8> {
-    let out = dir.join(format!(
-        "{}.oracle.raw",
-        img.file_name().unwrap().to_str().unwrap()
-    ));
-    qemu_img(&["convert", "-O", "raw", s(img), s(&out)]);
-    let v = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    v
+    testkit::qemu_raw(img, None, dir)
 }
 
 /// Read the whole disk in `chunk`-sized pieces.
@@ -169,20 +134,16 @@ pub fn check_unaligned(d: &dyn Disk, oracle: &[u8]) {
 /// Per-sector kinds from `qemu-img map --output=json`:
 /// Data when `data`, Zero when present but not data, else Unallocated.
 pub fn qemu_map(img: &Path, size: u64) -> Vec<ExtentKind> {
-    let out = qemu_img(&["map", "--output=json", s(img)]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut kinds = vec![ExtentKind::Unallocated; size.div_ceil(512) as usize];
-    for e in v.as_array().unwrap() {
-        let start = e["start"].as_u64().unwrap();
-        let len = e["length"].as_u64().unwrap();
-        let k = if e["data"].as_bool().unwrap() {
+    for e in testkit::qemu_map(img, None) {
+        let k = if e.data {
             ExtentKind::Data
-        } else if e["present"].as_bool().unwrap() {
+        } else if e.present {
             ExtentKind::Zero
         } else {
             ExtentKind::Unallocated
         };
-        for s in start / 512..(start + len).div_ceil(512) {
+        for s in e.start / 512..(e.start + e.length).div_ceil(512) {
             kinds[s as usize] = k;
         }
     }

@@ -6,19 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vdisk::{Disk, ExtentKind};
 
-/// Run a tool and return stdout; panics with a clear message when the tool
-/// is missing or fails (an oracle test must never pass silently).
+/// Run an installed tool, insist on success, return stdout.
 pub fn run(tool: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("oracle tool `{tool}` is required for this test but could not be run: {e}")
-    });
-    assert!(
-        out.status.success(),
-        "`{tool} {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    testkit::run_tool(tool, args)
 }
 
 /// A deterministic pseudo-random generator (xorshift) for test data.
@@ -74,35 +64,14 @@ pub fn pattern_raw(dir: &Path) -> PathBuf {
 
 /// `qemu-img convert -f raw -O <fmt> -o <opts> src dst`.
 pub fn qemu_convert(src: &Path, fmt: &str, opts: &str, dst: &Path) {
-    let mut args = vec!["convert", "-f", "raw", "-O", fmt];
-    if !opts.is_empty() {
-        args.extend(["-o", opts]);
-    }
-    let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    args.extend([s, d]);
-    run("qemu-img", &args);
+    let extra: &[&str] = if opts.is_empty() { &[] } else { &["-o", opts] };
+    testkit::qemu_convert(src, "raw", fmt, extra, dst);
 }
 
 /// The image flattened by `qemu-img convert -O raw` (format given
 /// explicitly: QEMU cannot probe a fixed VHD).
 pub fn qemu_raw(img: &Path, fmt: &str, dir: &Path) -> Vec<u8> {
-    let out = dir.join(format!(
-        "{}.qemu.raw",
-        img.file_name().unwrap().to_str().unwrap()
-    ));
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            fmt,
-            "-O",
-            "raw",
-            img.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ],
-    );
-    std::fs::read(out).unwrap()
+    testkit::qemu_raw(img, Some(fmt), dir)
 }
 
 /// Read the whole disk with odd-sized chunks (not aligned to sectors or
@@ -138,21 +107,9 @@ pub fn extents(d: &dyn Disk) -> Vec<vdisk::Extent> {
 
 /// `qemu-img map --output=json` as (start, length, data) triples.
 pub fn qemu_map(img: &Path, fmt: &str) -> Vec<(u64, u64, bool)> {
-    let out = run(
-        "qemu-img",
-        &["map", "-f", fmt, "--output=json", img.to_str().unwrap()],
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["start"].as_u64().unwrap(),
-                e["length"].as_u64().unwrap(),
-                e["data"].as_bool().unwrap(),
-            )
-        })
+    testkit::qemu_map(img, Some(fmt))
+        .into_iter()
+        .map(|e| (e.start, e.length, e.data))
         .collect()
 }
 

@@ -1,41 +1,19 @@
 //! Shared helpers for the VMDK integration tests: oracle runners (qemu-img,
 //! qemu-io, vmdkinfo), pattern images and chunked comparisons.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use rand::{Rng, SeedableRng};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use vdisk::{Disk, ExtentKind};
 
-/// Fail loudly when an oracle is missing (a test must never pass silently).
-pub fn require(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "oracle `{tool}` is not installed; this test needs it"
-    );
-}
+pub use testkit::{need as require, patch, MapEntry};
 
-/// Run a command in `dir`, assert success, return stdout.
+/// Run an installed tool in `dir`, assert success, return stdout.
 pub fn run(dir: &Path, prog: &str, args: &[&str]) -> String {
-    require(prog);
-    let out = Command::new(prog)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {prog}: {e}"));
-    assert!(
-        out.status.success(),
-        "{prog} {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    testkit::run(testkit::tool(prog).args(args).current_dir(dir))
 }
 
 /// `qemu-img` in `dir`.
@@ -45,16 +23,26 @@ pub fn qemu_img(dir: &Path, args: &[&str]) -> String {
 
 /// `qemu-io -f vmdk <img> -c <cmd>...` in `dir`.
 pub fn qemu_io(dir: &Path, img: &str, cmds: &[&str]) {
-    let mut args = vec!["-f", "vmdk", img];
-    for c in cmds {
-        args.push("-c");
-        args.push(c);
-    }
-    let out = run(dir, "qemu-io", &args);
-    assert!(
-        !out.to_lowercase().contains("error") && !out.contains("failed"),
-        "qemu-io {cmds:?}: {out}"
-    );
+    testkit::qemu_io(Some(dir), "vmdk", img, cmds)
+}
+
+/// `qemu-img convert` of `dir/pattern.raw` into the VMDK `dir/out` of
+/// subformat `sub`, with `extra` arguments.
+pub fn convert(dir: &Path, sub: &str, extra: &[&str], out: &str) {
+    let opt = format!("subformat={sub}");
+    let mut args = vec!["convert", "-f", "raw", "-O", "vmdk", "-o", &opt];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["pattern.raw", out]);
+    qemu_img(dir, &args);
+}
+
+/// `qemu-img create -f vmdk <extra> -b base -F vmdk name` in `dir`: a
+/// snapshot delta over `base`.
+pub fn delta(dir: &Path, extra: &[&str], base: &str, name: &str) {
+    let mut args = vec!["create", "-f", "vmdk"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-b", base, "-F", "vmdk", name]);
+    qemu_img(dir, &args);
 }
 
 /// A kind of region in a pattern image.
@@ -142,29 +130,9 @@ pub fn qemu_to_raw(dir: &Path, img: &str, name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// One entry of `qemu-img map --output=json`.
-#[derive(Debug, Clone)]
-pub struct MapEntry {
-    pub start: u64,
-    pub length: u64,
-    pub data: bool,
-    pub zero: bool,
-}
-
-/// `qemu-img map --output=json`.
+/// `qemu-img map --output=json` of `img` in `dir`.
 pub fn qemu_map(dir: &Path, img: &str) -> Vec<MapEntry> {
-    let out = qemu_img(dir, &["map", "--output=json", img]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| MapEntry {
-            start: e["start"].as_u64().unwrap(),
-            length: e["length"].as_u64().unwrap(),
-            data: e["data"].as_bool().unwrap(),
-            zero: e["zero"].as_bool().unwrap(),
-        })
-        .collect()
+    testkit::qemu_map(&dir.join(img), None)
 }
 
 /// Assert that our `extent()` agrees with qemu's map on data vs not-data
@@ -291,12 +259,6 @@ pub fn assert_same_as_sparse_raw(disk: &dyn Disk, dir: &Path, raw: &Path, sample
             off += n as u64;
         }
     }
-}
-
-/// Patch `bytes` into `path` at `off`.
-pub fn patch(path: &Path, off: u64, bytes: &[u8]) {
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all_at(bytes, off).unwrap();
 }
 
 /// Little-endian u32/u64 at `off` of a file.
