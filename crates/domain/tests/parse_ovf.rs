@@ -300,19 +300,7 @@ fn stream_vmdk(dir: &Path) -> (PathBuf, Vec<u8>) {
     }
     std::fs::write(&raw, &data).unwrap();
     let vmdk = dir.join("web01-disk1.vmdk");
-    run(Command::new("qemu-img")
-        .args([
-            "convert",
-            "-q",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=streamOptimized",
-        ])
-        .arg(&raw)
-        .arg(&vmdk));
+    testkit::vmdk_from_raw(&raw, "streamOptimized", &vmdk);
     (vmdk, data)
 }
 

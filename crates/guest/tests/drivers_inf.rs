@@ -25,18 +25,7 @@ fn parse(name: &str, arch: Arch) -> Inf {
     Inf::parse(filled(name, arch).as_bytes(), name).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn require(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "oracle tool '{tool}' is not installed (apt-get install libc-bin)"
-    );
-}
+use testkit::need as require;
 
 const ARCHS: [Arch; 2] = [Arch::Amd64, Arch::X86];
 

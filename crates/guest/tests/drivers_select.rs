@@ -10,27 +10,7 @@ use guest::drivers::txtsetup::{txtsetup_oem, DiskData};
 use guest::drivers::{Arch, Error, Role};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn shared(p: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata"
-    ))
-    .join(p)
-}
-
-fn require(tool: &str, pkg: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "oracle tool '{tool}' is not installed (apt-get install {pkg})"
-    );
-}
+use testkit::{need, testdata as shared};
 
 const XP_2K3: [&str; 12] = [
     "cd/viostor/xp/x86/viostor.inf",
@@ -369,7 +349,7 @@ fn txtsetup_oem_for_xp() {
     );
 
     // Written to a floppy with our FAT writer, read back with mtools.
-    require("mtype", "mtools");
+    need("mtype");
     let media = DirMedia::new(&root).unwrap();
     let contents: Vec<(String, Vec<u8>)> = disk
         .files
@@ -425,7 +405,7 @@ fn txtsetup_oem_for_xp() {
 
 #[test]
 fn dir_media_matches_find_and_stays_inside() {
-    require("find", "findutils");
+    need("find");
     let (g, root) = iso(&[]);
     let media = DirMedia::new(&root).unwrap();
     let ours: Vec<String> = media.list().unwrap().into_iter().map(|f| f.path).collect();

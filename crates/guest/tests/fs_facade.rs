@@ -4,34 +4,9 @@
 //! partition are untouched), and floppy creation.
 
 use guest::fs::{make_floppy, open_image, open_image_rw, FsKind};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
-
-fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "test oracle `{tool}` is not installed (dosfstools, mtools, ntfs-3g, fdisk)"
-    );
-}
-
-fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
-    need(cmd);
-    let o = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
+use testkit::{need, run_tool as run, sha256_bytes as sha};
 
 fn mkfat(dir: &Path, name: &str, mib: u64, fat: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -164,10 +139,6 @@ fn floppy_made_for_mtools() {
     assert!(String::from_utf8(run("file", &[p.to_str().unwrap()]))
         .unwrap()
         .contains("FAT (12 bit)"));
-}
-
-fn sha(b: &[u8]) -> Vec<u8> {
-    Sha256::digest(b).to_vec()
 }
 
 #[test]

@@ -9,26 +9,7 @@ use guest::fixgeo::{self, FixMode};
 use guest::geometry::{Bus, DeviceGeometry};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::Command;
-
-fn tool(name: &str) -> Command {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{name} not found (apt-get install ntfs-3g dosfstools fdisk)"
-    );
-    Command::new(name)
-}
-
-fn output(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
+use testkit::{output, tool};
 
 fn sector(p: &Path, n: u64) -> [u8; 512] {
     let mut s = [0u8; 512];

@@ -5,23 +5,7 @@
 
 use guest::partition::{read_table, PartitionRole, TableKind};
 use std::path::Path;
-use std::process::Command;
-
-fn tool(name: &str) -> Command {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "{name} not found (apt-get install fdisk gdisk)");
-    Command::new(name)
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
+use testkit::{output as run, tool};
 
 fn sfdisk_script(img: &Path, script: &str) {
     use std::io::Write;

@@ -21,6 +21,12 @@ pub fn qemu_convert(src: &Path, src_fmt: &str, dst_fmt: &str, extra: &[&str], ds
     qemu_img(&args);
 }
 
+/// `qemu-img convert -f raw -O vmdk -o subformat=<subformat> raw dst`.
+pub fn vmdk_from_raw(raw: &Path, subformat: &str, dst: &Path) {
+    let opt = format!("subformat={subformat}");
+    qemu_convert(raw, "raw", "vmdk", &["-o", &opt], dst);
+}
+
 /// The image flattened by `qemu-img convert -O raw` into `dir` (format
 /// given explicitly when `fmt` is set, probed otherwise); returns the bytes
 /// and removes the temporary raw file.

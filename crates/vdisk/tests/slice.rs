@@ -2,7 +2,6 @@
 //! place through `ImageFile::open_slice`, equal to qemu-img's reading of the
 //! same image as a file of its own.
 
-use std::process::Command;
 use vdisk::file::ImageFile;
 use vdisk::{Disk, OpenOptions};
 
@@ -17,21 +16,7 @@ fn stream_optimized_vmdk_inside_a_container_reads_in_place() {
     data[1 << 20..2 << 20].fill(0);
     std::fs::write(&raw, &data).unwrap();
     let vmdk = d.join("disk1.vmdk");
-    let st = Command::new("qemu-img")
-        .args([
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=streamOptimized",
-        ])
-        .arg(&raw)
-        .arg(&vmdk)
-        .status()
-        .expect("qemu-img (run scripts/install-deps.sh)");
-    assert!(st.success());
+    testkit::vmdk_from_raw(&raw, "streamOptimized", &vmdk);
     let inner = std::fs::read(&vmdk).unwrap();
     let mut container = vec![0x55u8; 1536];
     container.extend_from_slice(&inner);
