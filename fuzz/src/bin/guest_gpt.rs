@@ -1,34 +1,8 @@
 //! Fuzz the GPT parser: a protective MBR followed by the input as LBA 1..
 //! (headers, arrays, backup at the last sector), over an in-memory disk.
 #![no_main]
+use hyper2kvm_fuzz::Mem;
 use libfuzzer_sys::fuzz_target;
-use vdisk::{Disk, LayerInfo};
-
-#[derive(Debug)]
-struct Mem(Vec<u8>);
-
-impl Disk for Mem {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn read_at(&self, buf: &mut [u8], off: u64) -> vdisk::Result<()> {
-        vdisk::disk::check_range(self.size(), off, buf.len() as u64)?;
-        buf.copy_from_slice(&self.0[off as usize..off as usize + buf.len()]);
-        Ok(())
-    }
-    fn layer(&self) -> LayerInfo {
-        LayerInfo {
-            path: "fuzz".into(),
-            format: "raw".into(),
-            subformat: None,
-            virtual_size: self.size(),
-            file_size: self.size(),
-            extra_files: vec![],
-            warnings: vec![],
-            geometry: Default::default(),
-        }
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut v = vec![0u8; 512];
