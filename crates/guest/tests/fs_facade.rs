@@ -6,7 +6,7 @@
 use guest::fs::{make_floppy, open_image, open_image_rw, FsKind};
 use std::path::Path;
 use std::process::Command;
-use testkit::{need, run_tool as run, sha256_bytes as sha};
+use testkit::{run_tool as run, sha256_bytes as sha};
 
 fn mkfat(dir: &Path, name: &str, mib: u64, fat: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -150,20 +150,10 @@ fn ntfs_in_a_partition_of_a_raw_disk() {
         .set_len(64 << 20)
         .unwrap();
     // p1: 1 MiB..33 MiB NTFS, p2: 33 MiB..end (FAT16)
-    need("sfdisk");
-    let mut c = Command::new("sfdisk")
-        .arg(disk.to_str().unwrap())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(b"label: dos\nstart=2048, size=65536, type=7\nstart=67584, type=6\n")
-        .unwrap();
-    assert!(c.wait().unwrap().success());
+    testkit::sfdisk(
+        &disk,
+        "label: dos\nstart=2048, size=65536, type=7\nstart=67584, type=6\n",
+    );
     let p1 = t.path().join("p1.img");
     std::fs::File::create(&p1)
         .unwrap()

@@ -107,20 +107,10 @@ fn rewrite_keeps_ntfs_and_fat_volumes_valid() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("disk.img");
     sized(&disk, 80 << 20);
-    let mut c = tool("sfdisk")
-        .arg("-q")
-        .arg(&disk)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(b"label: dos\nstart=2048, size=49152, type=7, bootable\nstart=51200, size=80000, type=c\n")
-        .unwrap();
-    assert!(c.wait().unwrap().success());
+    testkit::sfdisk(
+        &disk,
+        "label: dos\nstart=2048, size=49152, type=7, bootable\nstart=51200, size=80000, type=c\n",
+    );
     let ntfs = dir.path().join("ntfs.img");
     sized(&ntfs, 49152 * 512);
     output(

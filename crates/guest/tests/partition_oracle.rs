@@ -7,22 +7,7 @@ use guest::partition::{read_table, PartitionRole, TableKind};
 use std::path::Path;
 use testkit::{output as run, tool};
 
-fn sfdisk_script(img: &Path, script: &str) {
-    use std::io::Write;
-    let mut c = tool("sfdisk")
-        .arg("-q")
-        .arg(img)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(c.wait().unwrap().success(), "sfdisk failed on {script}");
-}
+use testkit::sfdisk as sfdisk_script;
 
 fn sfdisk_json(img: &Path) -> serde_json::Value {
     let out = tool("sfdisk").arg("--json").arg(img).output().unwrap();

@@ -135,6 +135,43 @@ pub fn testdata(rel: &str) -> PathBuf {
     }
 }
 
+/// Create (or truncate) `path` as a sparse file of `len` bytes.
+pub fn sparse_file(path: &Path, len: u64) {
+    std::fs::File::create(path)
+        .and_then(|f| f.set_len(len))
+        .unwrap_or_else(|e| panic!("cannot create {} ({len} bytes): {e}", path.display()));
+}
+
+/// Partition `img` with `sfdisk -q`, feeding it `script` (sfdisk's input
+/// format) on stdin; sfdisk must succeed.
+pub fn sfdisk(img: &Path, script: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = tool("sfdisk");
+    cmd.arg("-q")
+        .arg(img)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run scripts/install-deps.sh)"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap_or_else(|e| panic!("cannot feed sfdisk: {e}"));
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "sfdisk failed on {script:?} for {}:\n{}{}",
+        img.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Overwrite `bytes` at `off` in the file at `path` (for corrupting images).
 pub fn patch(path: &Path, off: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
@@ -177,6 +214,28 @@ mod tests {
         let r = std::panic::catch_unwind(|| need("no-such-oracle-tool-xyz"));
         let msg = *r.unwrap_err().downcast::<String>().unwrap();
         assert!(msg.contains("no-such-oracle-tool-xyz") && msg.contains("scripts/install-deps.sh"));
+    }
+
+    #[test]
+    fn sfdisk_writes_the_table_sfdisk_reads_back() {
+        let d = std::env::temp_dir().join(format!("testkit-sfdisk-{}", std::process::id()));
+        sparse_file(&d, 8 << 20);
+        sfdisk(&d, "label: dos\nstart=2048, size=4096, type=7\n");
+        let b = std::fs::read(&d).unwrap();
+        assert_eq!(&b[510..512], &[0x55, 0xaa]);
+        assert_eq!(b[446 + 4], 7, "partition type");
+        assert_eq!(
+            u32::from_le_bytes(b[446 + 8..446 + 12].try_into().unwrap()),
+            2048
+        );
+        assert_eq!(
+            u32::from_le_bytes(b[446 + 12..446 + 16].try_into().unwrap()),
+            4096
+        );
+        std::fs::remove_file(&d).unwrap();
+        let r =
+            std::panic::catch_unwind(|| sfdisk(Path::new("/nonexistent/x.img"), "label: dos\n"));
+        assert!(r.is_err());
     }
 
     #[test]

@@ -103,13 +103,7 @@ fn dirty_log_is_replayed_in_memory_like_qemu() {
     assert!(snapshot(&img) == before, "(b) the source file was modified");
 
     // (c) QEMU replays the log on a copy.
-    let copy = dir.path().join("copy.vhdx");
-    std::fs::copy(&img, &copy).unwrap();
-    run(
-        "qemu-img",
-        &["check", "-r", "all", "-f", "vhdx", copy.to_str().unwrap()],
-    );
-    let qemu = qemu_raw(&copy, "vhdx", dir.path());
+    let (copy, qemu) = qemu_replayed(&img, dir.path());
     assert!(
         snapshot(&copy) != before,
         "qemu did not replay the log on the copy"
@@ -218,15 +212,22 @@ fn only_the_newest_sequence_is_replayed() {
     assert_eq!(buf[..4096], sector(0x91)[..]);
     assert_eq!(buf[0x2000..], pattern[0x2000..0x3000]);
     // QEMU agrees (on a copy).
-    let copy = dir.path().join("copy.vhdx");
-    std::fs::copy(&img, &copy).unwrap();
-    run(
-        "qemu-img",
-        &["check", "-r", "all", "-f", "vhdx", copy.to_str().unwrap()],
-    );
-    let qemu = qemu_raw(&copy, "vhdx", dir.path());
+    let (_, qemu) = qemu_replayed(&img, dir.path());
     assert!(
         read_all(&*d) == qemu,
         "QEMU chose a different active sequence"
     );
+}
+
+/// Let QEMU replay the log (`qemu-img check -r all`) on a copy of `img` in
+/// `dir`; the copy's path and its contents as QEMU then reads them.
+fn qemu_replayed(img: &Path, dir: &Path) -> (PathBuf, Vec<u8>) {
+    let copy = dir.join("copy.vhdx");
+    std::fs::copy(img, &copy).unwrap();
+    run(
+        "qemu-img",
+        &["check", "-r", "all", "-f", "vhdx", copy.to_str().unwrap()],
+    );
+    let qemu = qemu_raw(&copy, "vhdx", dir);
+    (copy, qemu)
 }
