@@ -3,30 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-
-fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "test oracle `{tool}` is not installed (ntfs-3g, mtools, dosfstools, qemu-utils)"
-    );
-}
-
-fn tool(cmd: &str, args: &[&str]) -> Vec<u8> {
-    need(cmd);
-    let o = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
+use testkit::{need, run_tool as tool};
 
 fn h2k(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hyper2kvm"))
@@ -114,20 +91,7 @@ fn ntfs_in_qcow2_partition_and_vmdk_refused() {
         .unwrap()
         .set_len(40 << 20)
         .unwrap();
-    need("sfdisk");
-    let mut c = Command::new("sfdisk")
-        .arg(raw.to_str().unwrap())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(b"label: dos\nstart=2048, size=61440, type=7\n")
-        .unwrap();
-    assert!(c.wait().unwrap().success());
+    testkit::sfdisk(&raw, "label: dos\nstart=2048, size=61440, type=7\n");
     let p = t.path().join("p.img");
     mkntfs(&p, 30);
     let mut d = std::fs::read(&raw).unwrap();

@@ -3,9 +3,9 @@
 
 use guest::geometry::{Bus, Chs};
 use guest::testdisk::{boot, write_flat_vmdk, BootDisk, QemuBoot};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
+use testkit::sha256 as sha;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hyper2kvm")
@@ -18,10 +18,6 @@ fn h2k(args: &[&str], img: &Path) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn sha(p: &Path) -> Vec<u8> {
-    Sha256::digest(std::fs::read(p).unwrap()).to_vec()
 }
 
 #[test]

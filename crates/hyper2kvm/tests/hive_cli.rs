@@ -3,27 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use testkit::{need as require, testdata as shared};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hyper2kvm"))
-}
-
-fn shared(p: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata"
-    ))
-    .join(p)
-}
-
-fn require(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "oracle tool '{tool}' is not installed (apt-get install libhivex-bin libwin-hivex-perl xz-utils)");
 }
 
 fn ok(o: Output) -> String {

@@ -5,10 +5,10 @@
 //! QMP, and boots under SeaBIOS come out.
 
 use hyper2kvm::fixtures::{make_demo_vm, Seed};
-use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use testkit::sha256_hex;
 
 mod support;
 
@@ -132,19 +132,7 @@ fn windows_uefi_source(dir: &Path) -> PathBuf {
         .args(["-F", "32", "--offset", "2048", "-n", "ESP"])
         .arg(&raw)
         .arg((100 * 1024).to_string()));
-    sh(Command::new("qemu-img")
-        .args([
-            "convert",
-            "-q",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=monolithicSparse",
-        ])
-        .arg(&raw)
-        .arg(dir.join("win10.vmdk")));
+    testkit::vmdk_from_raw(&raw, "monolithicSparse", &dir.join("win10.vmdk"));
     std::fs::remove_file(&raw).unwrap();
     let vmx = dir.join("win10.vmx");
     std::fs::write(
@@ -436,29 +424,10 @@ pub fn ovf_for(disk_name: &str, disk_size: u64, capacity: u64, os: &str) -> Stri
     )
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
-}
-
 /// A streamOptimized VMDK + OVF + manifest in an OVA.
 fn make_ova(dir: &Path, raw: &Path, manifest_ok: bool) -> PathBuf {
     let vmdk = dir.join("linux-disk1.vmdk");
-    sh(Command::new("qemu-img")
-        .args([
-            "convert",
-            "-q",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            "subformat=streamOptimized",
-        ])
-        .arg(raw)
-        .arg(&vmdk));
+    testkit::vmdk_from_raw(raw, "streamOptimized", &vmdk);
     let disk = std::fs::read(&vmdk).unwrap();
     let cap = std::fs::metadata(raw).unwrap().len();
     let ovf = ovf_for(
@@ -574,7 +543,7 @@ fn linux_guest_from_ova_reaches_login_on_virtio() {
     sh(Command::new("bash").arg(&fixture).arg(&raw));
     let ova = make_ova(d, &raw, true);
     std::fs::remove_file(&raw).unwrap();
-    let before = Sha256::digest(std::fs::read(&ova).unwrap()).to_vec();
+    let before = testkit::sha256(&ova);
     let out = d.join("out");
     let o = migrate(&[
         ova.to_str().unwrap(),
@@ -607,9 +576,5 @@ fn linux_guest_from_ova_reaches_login_on_virtio() {
     let doc = xml_doc(&fin);
     let mac = find(&doc, &["devices", "interface", "mac"]).attribute("address");
     assert_eq!(mac, Some("00:50:56:aa:bb:cc"));
-    assert_eq!(
-        Sha256::digest(std::fs::read(&ova).unwrap()).to_vec(),
-        before,
-        "OVA changed"
-    );
+    assert_eq!(testkit::sha256(&ova), before, "OVA changed");
 }

@@ -10,23 +10,10 @@ use hyper2kvm::validate::bootsector::{Action, BootSector, Output};
 use hyper2kvm::validate::{
     boot, Accel, BootOutcome, BootReport, BootSpec, CustomMarker, MarkerKind, Source,
 };
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn need(tool: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "this test needs `{tool}` (scripts/install-deps.sh installs it)"
-    );
-}
+use testkit::{need, sha256};
 
 /// A 1 MiB raw disk whose first sector is `sector` (or empty).
 fn disk(dir: &Path, name: &str, sector: Option<[u8; 512]>) -> PathBuf {
@@ -59,10 +46,6 @@ fn spec(argv: Vec<String>, out: &Path, phase: &str) -> BootSpec {
         text: "BOOT OK".into(),
     }];
     s
-}
-
-fn sha256(p: &Path) -> Vec<u8> {
-    Sha256::digest(std::fs::read(p).unwrap()).to_vec()
 }
 
 /// No process may still have our output directory on its command line.
