@@ -8,6 +8,18 @@ use std::path::Path;
 
 use testkit::sha256 as sum;
 
+/// Try an ntfs-3g mount of `img` (unmounting at once if it succeeds);
+/// ntfs-3g's output tells whether and why it refused.
+fn try_ntfs3g_mount(img: &Path) -> std::process::Output {
+    let mnt = tempfile::tempdir().unwrap();
+    let o = testkit::output_of(testkit::tool("ntfs-3g").arg(img).arg(mnt.path()));
+    let _ = std::process::Command::new("fusermount")
+        .arg("-u")
+        .arg(mnt.path())
+        .status();
+    o
+}
+
 fn try_write(img: &Path, force: bool) -> Result<(), ntfs::Error> {
     let d = vdisk::raw::RawDiskMut::open(img).unwrap();
     let mut v = ntfs::Volume::open_rw(d, ntfs::WriteOptions { force })?;
@@ -84,16 +96,9 @@ fn unclean_logfile_refused() {
     let t = tempfile::tempdir().unwrap();
     let img = with_logfile(t.path(), 0);
     // ntfs-3g agrees (read-only mount reports the unclean journal)
-    let mnt = tempfile::tempdir().unwrap();
     let copy = t.path().join("copy.img");
     std::fs::copy(&img, &copy).unwrap();
-    let o = std::process::Command::new("ntfs-3g")
-        .args([copy.to_str().unwrap(), mnt.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let _ = std::process::Command::new("fusermount")
-        .args(["-u", mnt.path().to_str().unwrap()])
-        .status();
+    let o = try_ntfs3g_mount(&copy);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("unclean"),
         "ntfs-3g: {}",
@@ -130,14 +135,7 @@ fn hibernated_windows_refused() {
         std::fs::write(m.join("hiberfil.sys"), d).unwrap();
     });
     // ntfs-3g refuses a read-write mount too
-    let mnt = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new("ntfs-3g")
-        .args([img.to_str().unwrap(), mnt.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    let _ = std::process::Command::new("fusermount")
-        .args(["-u", mnt.path().to_str().unwrap()])
-        .status();
+    let o = try_ntfs3g_mount(&img);
     assert!(
         !o.status.success()
             || String::from_utf8_lossy(&o.stderr)

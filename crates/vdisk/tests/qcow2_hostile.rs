@@ -414,21 +414,10 @@ fn backing_names_outside_the_directory_are_refused() {
     std::fs::create_dir(&sub).unwrap();
     std::fs::write(t.path().join("secret.raw"), vec![0x41u8; 1 << 20]).unwrap();
     let up = sub.join("up.qcow2");
-    qemu_img(&[
-        "create",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        "../secret.raw",
-        "-F",
-        "raw",
-        s(&up),
-        "1M",
-    ]);
+    overlay_unchecked(&up, "../secret.raw", "raw");
     assert_err(&open_err(&up), ErrorKind::Refused, None, &["../secret.raw"]);
     let up2 = sub.join("up2.qcow2");
-    overlay_unchecked(&up2, "../secret.raw");
+    overlay_unchecked(&up2, "../secret.raw", "qcow2");
     assert_err(
         &open_err(&up2),
         ErrorKind::Refused,
@@ -437,18 +426,7 @@ fn backing_names_outside_the_directory_are_refused() {
     );
     let abs = sub.join("abs.qcow2");
     let target = t.path().join("secret.raw");
-    qemu_img(&[
-        "create",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        s(&target),
-        "-F",
-        "raw",
-        s(&abs),
-        "1M",
-    ]);
+    overlay_unchecked(&abs, s(&target), "raw");
     assert_err(&open_err(&abs), ErrorKind::Refused, None, &["absolute"]);
     // The same image opens when the policy allows it.
     let opts = vdisk::OpenOptions {
@@ -461,9 +439,9 @@ fn backing_names_outside_the_directory_are_refused() {
     assert_eq!(buf, [0x41; 4]);
 }
 
-/// A 1 MiB qcow2 at `img` over the qcow2 `backing`, made with `-u` so
-/// qemu-img does not open (or insist on) the backing file.
-fn overlay_unchecked(img: &Path, backing: &str) {
+/// A 1 MiB qcow2 at `img` over `backing` (of format `backing_fmt`), made
+/// with `-u` so qemu-img does not open (or insist on) the backing file.
+fn overlay_unchecked(img: &Path, backing: &str, backing_fmt: &str) {
     qemu_img(&[
         "create",
         "-f",
@@ -472,7 +450,7 @@ fn overlay_unchecked(img: &Path, backing: &str) {
         "-b",
         backing,
         "-F",
-        "qcow2",
+        backing_fmt,
         s(img),
         "1M",
     ]);
@@ -509,11 +487,11 @@ fn cyclic_and_missing_backing_chains() {
     assert_err(&open_err(&b), ErrorKind::Refused, None, &["loops"]);
 
     let selfref = t.path().join("self.qcow2");
-    overlay_unchecked(&selfref, "self.qcow2");
+    overlay_unchecked(&selfref, "self.qcow2", "qcow2");
     assert_err(&open_err(&selfref), ErrorKind::Refused, None, &["loops"]);
 
     let missing = t.path().join("missing.qcow2");
-    overlay_unchecked(&missing, "nope.qcow2");
+    overlay_unchecked(&missing, "nope.qcow2", "qcow2");
     assert_err(
         &open_err(&missing),
         ErrorKind::InvalidInput,
@@ -524,7 +502,7 @@ fn cyclic_and_missing_backing_chains() {
     // Declared qcow2, actually raw: not silently probed as something else.
     std::fs::write(t.path().join("plain.img"), vec![0u8; 1 << 20]).unwrap();
     let lie = t.path().join("lie.qcow2");
-    overlay_unchecked(&lie, "plain.img");
+    overlay_unchecked(&lie, "plain.img", "qcow2");
     assert_err(
         &open_err(&lie),
         ErrorKind::Corrupt,
@@ -534,18 +512,7 @@ fn cyclic_and_missing_backing_chains() {
 
     // Declared raw, actually qcow2: read as raw bytes, never followed.
     let rawlie = t.path().join("rawlie.qcow2");
-    qemu_img(&[
-        "create",
-        "-f",
-        "qcow2",
-        "-u",
-        "-b",
-        "b.qcow2",
-        "-F",
-        "raw",
-        s(&rawlie),
-        "1M",
-    ]);
+    overlay_unchecked(&rawlie, "b.qcow2", "raw");
     let d = vdisk::open(&rawlie).unwrap();
     assert_eq!(d.backing().unwrap().layer().format, "raw");
     let mut m = [0u8; 4];
