@@ -355,8 +355,16 @@ impl BootOutcome {
     }
     /// INT 13h AH=08 maxima the VBR printed (max cyl, max head, spt).
     pub fn int13_geometry(&self) -> Option<(u32, u32, u32)> {
-        let l = self.serial.lines().find_map(|l| l.split("GEOM ").nth(1))?;
-        let v: Vec<u32> = l.trim().split('/').filter_map(|x| x.parse().ok()).collect();
+        // The first `a/b/c` after "GEOM ": under a loaded TCG host a stray
+        // byte or line break has been seen between the two on COM1.
+        let rest = self.serial.split("GEOM ").nth(1)?;
+        let start = rest.find(|c: char| c.is_ascii_digit())?;
+        let v: Vec<u32> = rest[start..]
+            .split(|c: char| !c.is_ascii_digit() && c != '/')
+            .next()?
+            .split('/')
+            .filter_map(|x| x.parse().ok())
+            .collect();
         (v.len() == 3).then(|| (v[0], v[1], v[2]))
     }
     /// SeaBIOS's `LCHS=c/h/s` for the first hard disk.
@@ -441,4 +449,31 @@ pub fn boot(q: &QemuBoot) -> io::Result<BootOutcome> {
         return Err(io::Error::other(format!("qemu produced no output: {err}")));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BootOutcome;
+
+    fn out(serial: &str) -> BootOutcome {
+        BootOutcome {
+            serial: serial.into(),
+            bios_log: String::new(),
+            timed_out: false,
+        }
+    }
+
+    #[test]
+    fn int13_geometry_parses_clean_and_noisy_serial() {
+        assert_eq!(
+            out("GEOM 518/127/63\r\nCHS 0/1/1\r\n").int13_geometry(),
+            Some((518, 127, 63))
+        );
+        assert_eq!(
+            out("GEOM .\n518/127/63\r\nBOOT OK").int13_geometry(),
+            Some((518, 127, 63))
+        );
+        assert_eq!(out("GEOM 518/127\r\n").int13_geometry(), None);
+        assert_eq!(out("no geometry").int13_geometry(), None);
+    }
 }
