@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let Ok(disk) = vdisk::probe::open(&path) else { return };
+    let Ok(disk) = vdisk::probe::open(&path) else {
+        return;
+    };
     if let Ok(v) = ntfs::Volume::open(disk) {
         let _ = v.list("/");
         let _ = v.read("/a");

@@ -7,7 +7,9 @@ fuzz_target!(|data: &[u8]| {
     for size in [1024usize, 4096] {
         let mut buf = data.to_vec();
         buf.resize(size, 0);
-        let Ok(rec) = ntfs::record::Record::parse(7, buf, 0) else { continue };
+        let Ok(rec) = ntfs::record::Record::parse(7, buf, 0) else {
+            continue;
+        };
         let Ok(attrs) = rec.attrs() else { continue };
         for a in &attrs {
             if a.ty == ntfs::record::ty::FILE_NAME {
