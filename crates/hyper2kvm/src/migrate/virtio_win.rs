@@ -35,19 +35,6 @@ pub struct VirtioWinPlan {
     pub built: bool,
 }
 
-/// Roles offered on the bootstrap CD besides the required storage driver.
-const OPTIONAL: [Role; 9] = [
-    Role::StorageBlk,
-    Role::StorageScsi,
-    Role::Net,
-    Role::Balloon,
-    Role::Serial,
-    Role::Rng,
-    Role::Panic,
-    Role::Input,
-    Role::FwCfg,
-];
-
 /// The contents of the driver ISO a run builds from a directory tree.
 pub struct IsoContents {
     files: Vec<driverdisk::DiskEntry>,
@@ -113,7 +100,9 @@ pub fn plan(
         BlockBus::VirtioBlk => Role::StorageBlk,
         BlockBus::VirtioScsi => Role::StorageScsi,
     };
-    let optional: Vec<Role> = OPTIONAL.into_iter().filter(|r| *r != storage).collect();
+    // Everything else the media has for this guest goes on the CD too
+    // (network, balloon, serial, display...), each only if present.
+    let optional: Vec<Role> = Role::ALL.into_iter().filter(|r| *r != storage).collect();
     let chosen = driverdisk::open_media(media).and_then(|m| {
         let cat = driverdisk::load_catalog(None)?;
         let set =
