@@ -4,7 +4,10 @@
 //!
 //! Memory bound: at most `window` chunks are in flight (being read, waiting
 //! to be written, or queued), each at most `2 × CHUNK` bytes (raw data plus
-//! compressed copies). With the defaults (`CHUNK` = 2 MiB, window =
+//! compressed copies). Chunk buffers go back to a pool after they are
+//! written and are reused, so a conversion touches a fixed set of pages
+//! instead of faulting in fresh zeroed memory for every chunk. With the
+//! defaults (`CHUNK` = 2 MiB, window =
 //! 2 × threads + 2, threads capped at 16 for the bound) that is at most
 //! 34 × 4 MiB = 136 MiB, plus per-format table caches, whatever the disk
 //! size.
@@ -126,10 +129,14 @@ pub fn convert(
         ..Default::default()
     };
     let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, u64, Chunk)>>(window as usize);
+    // Written chunks' buffers, for the workers to reuse (never more than
+    // the window holds, so the memory bound is unchanged).
+    let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(window as usize);
 
     std::thread::scope(|s| -> Result<()> {
         for _ in 0..threads {
             let tx = tx.clone();
+            let free_rx = free_rx.clone();
             let shared = &shared;
             s.spawn(move || loop {
                 let idx = shared.next.fetch_add(1, Ordering::SeqCst);
@@ -142,7 +149,8 @@ pub fn convert(
                         w = shared.cv.wait(w).unwrap();
                     }
                 }
-                let r = process_chunk(src, idx, size, cs, compression);
+                let buf = free_rx.try_recv().unwrap_or_default();
+                let r = process_chunk(src, idx, size, cs, compression, buf);
                 let stop = r.is_err();
                 if tx.send(r).is_err() || stop {
                     shared.failed.store(true, Ordering::SeqCst);
@@ -180,6 +188,7 @@ pub fn convert(
                         }
                     }
                     writer.put(&chunk)?;
+                    let _ = free_tx.try_send(chunk.data);
                     next_write += 1;
                     *shared.written.lock().unwrap() = next_write;
                     shared.cv.notify_all();
@@ -206,10 +215,13 @@ fn process_chunk(
     size: u64,
     cs: u64,
     compression: Option<Compression>,
+    mut buf: Vec<u8>,
 ) -> Result<(u64, u64, Chunk)> {
     let start = idx * CHUNK;
     let len = CHUNK.min(size - start);
-    let mut buf = vec![0u8; len as usize];
+    // A reused buffer holds an earlier chunk: every byte below is either
+    // read from a data extent or explicitly zeroed.
+    buf.resize(len as usize, 0);
     let mut no_data = vec![true; len.div_ceil(cs) as usize];
     let mut read = 0u64;
     let mut pos = start;
@@ -222,8 +234,10 @@ fn process_chunk(
             ));
         }
         let elen = e.len.min(start + len - pos);
-        if e.kind == ExtentKind::Data {
-            let b = (pos - start) as usize;
+        let b = (pos - start) as usize;
+        if e.kind != ExtentKind::Data {
+            buf[b..b + elen as usize].fill(0);
+        } else {
             src.read_at(&mut buf[b..b + elen as usize], pos)?;
             read += elen;
             let c0 = (pos - start) / cs;
