@@ -6,29 +6,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use support::{bin, run, tool};
-
-fn shared() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata"
-    ))
-}
-
-/// A fake virtio-win ISO tree (the listing's `cd/` root) under `dir`, with
-/// an XP-era viostor added as old releases had it.
-fn fake_tree(dir: &Path, list: &str, extra: &[&str]) -> PathBuf {
-    guest::drivers::fixture::build_fake_virtio_win(
-        &shared().join("virtio-win-layout").join(list),
-        &shared().join("virtio-win-inx"),
-        dir,
-        extra,
-    )
-    .unwrap();
-    dir.to_path_buf()
-}
+use support::{bin, fake_virtio_win, run, tool};
 
 const XP: &[&str] = &[
     "cd/viostor/xp/x86/viostor.inf",
@@ -91,7 +71,7 @@ fn files(rep: &serde_json::Value) -> Vec<(String, String)> {
 #[test]
 fn floppy_from_genisoimage_iso_w10_amd64() {
     let t = tempfile::tempdir().unwrap();
-    let tree = fake_tree(&t.path().join("tree"), "iso-list.txt", &[]);
+    let tree = fake_virtio_win(&t.path().join("tree"), "iso-list.txt", &[]);
     let iso = t.path().join("virtio-win.iso");
     run(tool("genisoimage")
         .args(["-quiet", "-J", "-R", "-V", "virtio-win", "-o"])
@@ -164,7 +144,7 @@ fn floppy_from_genisoimage_iso_w10_amd64() {
 #[test]
 fn iso_from_package_tree_2k19_read_by_isoinfo_and_xorriso() {
     let t = tempfile::tempdir().unwrap();
-    let tree = fake_tree(
+    let tree = fake_virtio_win(
         &t.path().join("usr-share-virtio-win"),
         "rpm-tree-list.txt",
         &[],
@@ -223,7 +203,7 @@ fn iso_from_package_tree_2k19_read_by_isoinfo_and_xorriso() {
 #[test]
 fn xp_floppy_has_txtsetup_oem_from_the_inf() {
     let t = tempfile::tempdir().unwrap();
-    let tree = fake_tree(&t.path().join("tree"), "iso-list.txt", XP);
+    let tree = fake_virtio_win(&t.path().join("tree"), "iso-list.txt", XP);
     let img = t.path().join("xp.img");
     let rep = report(&[
         "driver-disk",
@@ -270,7 +250,7 @@ fn xp_floppy_has_txtsetup_oem_from_the_inf() {
 #[test]
 fn refusals_leave_no_output() {
     let t = tempfile::tempdir().unwrap();
-    let tree = fake_tree(&t.path().join("tree"), "iso-list.txt", &[]);
+    let tree = fake_virtio_win(&t.path().join("tree"), "iso-list.txt", &[]);
     let cd = tree.join("cd");
     let outdir = t.path().join("out");
     std::fs::create_dir(&outdir).unwrap();

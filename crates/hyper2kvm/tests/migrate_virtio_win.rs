@@ -7,24 +7,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{bin, run, tool};
+use support::{bin, fake_virtio_win, run, tool};
 
-fn shared() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata"
-    ))
-}
-
+/// A fake virtio-win ISO tree (the listing's `cd/` root).
 fn fake_tree(dir: &Path, extra: &[&str]) -> PathBuf {
-    guest::drivers::fixture::build_fake_virtio_win(
-        &shared().join("virtio-win-layout/iso-list.txt"),
-        &shared().join("virtio-win-inx"),
-        dir,
-        extra,
-    )
-    .unwrap();
-    dir.join("cd")
+    fake_virtio_win(dir, "iso-list.txt", extra).join("cd")
 }
 
 /// A VMware VM: `guest_os` hint, one empty VMDK on `bus` (ide or sata).

@@ -14,6 +14,8 @@ use crate::driverdisk::{self, DiskDriver};
 use anyhow::Result;
 use domain::writer::BlockBus;
 use domain::{OsFamily, VmModel};
+use guest::drivers::media::DriverMedia;
+use guest::drivers::select::DriverSet;
 use guest::drivers::{Arch, Role};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -37,14 +39,17 @@ pub struct VirtioWinPlan {
 
 /// The contents of the driver ISO a run builds from a directory tree.
 pub struct IsoContents {
-    files: Vec<driverdisk::DiskEntry>,
-    volume_id: String,
+    media: Box<dyn DriverMedia>,
+    set: DriverSet,
 }
 
 impl IsoContents {
-    /// Write the ISO to `path` (temporary name, then renamed).
+    /// Read the drivers' files from the media and write the ISO to `path`
+    /// (temporary name, then renamed). Done at write time, not while
+    /// planning, so a dry run reads no driver files.
     pub fn write(&self, path: &Path) -> Result<()> {
-        driverdisk::write_iso(&self.files, &self.volume_id, path, false)
+        let files = driverdisk::disk_files(self.media.as_ref(), &self.set)?;
+        driverdisk::write_iso(&files, &driverdisk::volume_id(&self.set), path, false)
     }
 }
 
@@ -121,20 +126,9 @@ pub fn plan(
             );
             if !is_iso {
                 let iso = out.join(format!("virtio-win-{}-{}.iso", set.os_id, arch));
-                match driverdisk::disk_files(m.as_ref(), &set) {
-                    Ok(files) => {
-                        p.attach = Some(iso);
-                        p.built = true;
-                        return (
-                            p,
-                            Some(IsoContents {
-                                files,
-                                volume_id: driverdisk::volume_id(&set),
-                            }),
-                        );
-                    }
-                    Err(e) => warnings.push(format!("virtio-win: {e:#}")),
-                }
+                p.attach = Some(iso);
+                p.built = true;
+                return (p, Some(IsoContents { media: m, set }));
             }
         }
         Err(e) => warnings.push(format!(
