@@ -1,0 +1,234 @@
+//! VM-wide inspection: what is on all of a VM's disks together, and the
+//! guest installs found there. The OS declared by the VM metadata is only a
+//! hint: what is on the disks wins.
+//!
+//! These are the types fixers plan from (`crate::plan`). The Windows facts
+//! are filled by `crate::windows` (inspection of the SYSTEM/SOFTWARE hives
+//! over the block layer), the Linux facts by `crate::linux`.
+
+use crate::drivers::Arch;
+use crate::plan::{HiveRef, VolumeRef};
+use serde::Serialize;
+
+/// One filesystem found on a disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeInfo {
+    /// Where.
+    pub volume: VolumeRef,
+    /// Byte offset on the disk.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Partition type name (`NTFS/exFAT`, `EFI System`, `Linux`, …).
+    pub type_name: String,
+    /// Filesystem recognised at its start (`ntfs`, `fat`, `bitlocker`,
+    /// `ext`, `xfs`, `btrfs`, `lvm`, `unknown`).
+    pub fs: String,
+    /// Whether the partition is marked active/bootable (MBR) or is an ESP.
+    pub boot_flag: bool,
+}
+
+/// One disk of the VM as inspected.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskInfo {
+    /// Disk index in the VM.
+    pub index: usize,
+    /// Size in bytes.
+    pub size: u64,
+    /// `mbr`, `gpt` or `none`.
+    pub table: String,
+    /// MBR disk signature (NT's `MountedDevices` names volumes by it).
+    pub mbr_signature: Option<u32>,
+    /// Sector 0 ends in 55 AA and holds boot code.
+    pub boot_code: bool,
+    /// Filesystems found.
+    pub volumes: Vec<VolumeInfo>,
+    /// Problems reading the disk (a corrupt table is a warning, not an
+    /// error).
+    pub warnings: Vec<String>,
+}
+
+/// Firmware a guest was installed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    /// Legacy BIOS (MBR boot).
+    Bios,
+    /// UEFI (GPT + ESP).
+    Uefi,
+}
+
+/// The `Select` key of a SYSTEM hive: the control sets Windows may boot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ControlSets {
+    /// `Select\Current`.
+    pub current: u32,
+    /// `Select\Default`.
+    pub default: u32,
+    /// `Select\LastKnownGood` (0 when absent).
+    pub last_known_good: u32,
+    /// Every control set key name referenced by `Select` that exists
+    /// (`ControlSet001`, …), without duplicates, current first. Fixes
+    /// write every one of these.
+    pub in_use: Vec<String>,
+}
+
+/// A driver service's state in the current control set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceState {
+    /// Service key name (`viostor`, `LSI_SAS`, `storahci`, …).
+    pub name: String,
+    /// `Start` (0 boot, 1 system, 2 auto, 3 demand, 4 disabled).
+    pub start: Option<u32>,
+    /// `StartOverride` values (name → data), Windows 8+.
+    pub start_override: Vec<(String, u32)>,
+    /// `Group`.
+    pub group: Option<String>,
+    /// `ImagePath`.
+    pub image_path: Option<String>,
+    /// The driver file exists on the system volume.
+    pub file_present: bool,
+}
+
+/// A network adapter's configuration as Windows recorded it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WindowsNic {
+    /// Interface GUID (`{…}`, the `Tcpip\Parameters\Interfaces` key).
+    pub guid: String,
+    /// Connection name ("Ethernet0", "Local Area Connection").
+    pub connection_name: Option<String>,
+    /// Driver service (`vmxnet3ndis6`, `e1iexpress`, `netvsc`, …).
+    pub driver: Option<String>,
+    /// MAC address as `00:50:56:01:02:03` where recorded.
+    pub mac: Option<String>,
+    /// DHCP enabled.
+    pub dhcp: bool,
+    /// Static addresses with their masks (`192.0.2.10/255.255.255.0`).
+    pub addresses: Vec<String>,
+    /// Default gateways.
+    pub gateways: Vec<String>,
+    /// DNS servers.
+    pub dns: Vec<String>,
+}
+
+/// Another hypervisor's guest component found installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForeignTool {
+    /// `vmware`, `hyperv`, `virtualbox`, `parallels`, `xen`.
+    pub vendor: String,
+    /// Kind: `service`, `filter`, `uninstall`, `network-provider`.
+    pub kind: String,
+    /// Service name, filter name, or uninstall display name.
+    pub name: String,
+    /// Where it was found (key path, with the list it sits in for filters).
+    pub location: String,
+    /// For `uninstall`: the `UninstallString` / `QuietUninstallString`.
+    pub uninstall: Option<String>,
+}
+
+/// Something that blocks or endangers an offline fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocker {
+    /// Stable id: `hibernated`, `fast-startup`, `bitlocker`, `dirty-hive`,
+    /// `pending-rename`, `pending-reboot`, `device-install-policy`,
+    /// `san-policy`, `dirty-ntfs`.
+    pub id: String,
+    /// Whether fixing must be refused (true) or only warned about.
+    pub refuse: bool,
+    /// One line for the admin: what and what to do on the source VM.
+    pub message: String,
+}
+
+/// A Windows installation found on the VM's disks.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowsInstall {
+    /// The system volume (holds `\Windows`).
+    pub system: VolumeRef,
+    /// System root on that volume, `/`-separated, no leading slash
+    /// (`Windows`, `WINNT`).
+    pub systemroot: String,
+    /// The boot volume (System Reserved, or the ESP), when separate.
+    pub boot_volume: Option<VolumeRef>,
+    /// BCD stores found (`Boot/BCD` on the boot volume,
+    /// `EFI/Microsoft/Boot/BCD` on the ESP).
+    pub bcd: Vec<HiveRef>,
+    /// Firmware it was installed for.
+    pub firmware: Firmware,
+    /// The SYSTEM hive.
+    pub system_hive: HiveRef,
+    /// The SOFTWARE hive.
+    pub software_hive: HiveRef,
+    /// `ProductName`.
+    pub product_name: String,
+    /// OS id: `winxp`, `win2k3`, `winvista`, `win7`, `win8`, `win8.1`,
+    /// `win10`, `win11`, `win2k8`, `win2k8r2`, `win2k12`, `win2k12r2`,
+    /// `win2k16`, `win2k19`, `win2k22`, `win2k25`.
+    pub os_id: String,
+    /// NT major version.
+    pub major: u32,
+    /// NT minor version.
+    pub minor: u32,
+    /// `CurrentBuildNumber`.
+    pub build: u32,
+    /// `InstallationType` (`Client`, `Server`, `Server Core`); absent
+    /// before Vista.
+    pub installation_type: Option<String>,
+    /// `EditionID`.
+    pub edition_id: Option<String>,
+    /// From the PE header of `ntoskrnl.exe`.
+    pub arch: Arch,
+    /// `ComputerName`.
+    pub hostname: Option<String>,
+    /// Control sets.
+    pub control_sets: ControlSets,
+    /// Boot storage drivers present (atapi, intelide, pciide, msahci,
+    /// storahci, LSI_SAS, LSI_SCSI, LSI_SAS2, LSI_SAS3, pvscsi, vmscsi,
+    /// storvsc, stornvme, viostor, vioscsi, …).
+    pub storage_drivers: Vec<ServiceState>,
+    /// Drivers among those that serve the boot disk on the source.
+    pub boot_storage: Vec<String>,
+    /// viostor or vioscsi is installed at Start=0 and bound (CDD or
+    /// DriverDatabase) already.
+    pub virtio_ready: bool,
+    /// Network adapters.
+    pub nics: Vec<WindowsNic>,
+    /// Other hypervisors' components.
+    pub foreign_tools: Vec<ForeignTool>,
+    /// Blockers and risks.
+    pub blockers: Vec<Blocker>,
+    /// `Control\Session Manager\Power\HiberbootEnabled` and the like that
+    /// the fixers restore later: raw facts (`SanPolicy`,
+    /// `RealTimeIsUniversal`, …) by name.
+    pub facts: Vec<(String, String)>,
+}
+
+/// A Linux installation found on the VM's disks (filled by
+/// `crate::linux` where the filesystems can be read).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinuxInstall {
+    /// The root filesystem.
+    pub root: Option<VolumeRef>,
+    /// `/boot`, when separate.
+    pub boot: Option<VolumeRef>,
+    /// `ID` from os-release.
+    pub distro: Option<String>,
+    /// `VERSION_ID` from os-release.
+    pub version: Option<String>,
+    /// `PRETTY_NAME`.
+    pub pretty_name: Option<String>,
+    /// Facts as found (boot loader, default kernel, initrd drivers, …).
+    pub facts: Vec<(String, String)>,
+}
+
+/// Everything found on a VM's disks.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VmInspection {
+    /// Per disk.
+    pub disks: Vec<DiskInfo>,
+    /// Windows installs.
+    pub windows: Vec<WindowsInstall>,
+    /// Linux installs.
+    pub linux: Vec<LinuxInstall>,
+    /// Problems found while inspecting (never fatal).
+    pub warnings: Vec<String>,
+}
