@@ -1,6 +1,8 @@
 //! Windows guests: inspection of an install found on the VM's disks, and
 //! the offline fixes planned from it.
 
+pub mod storage;
+
 use crate::inspect::{DiskInfo, WindowsInstall};
 use vdisk::Disk;
 

@@ -1,0 +1,331 @@
+//! Device binding on Windows 8 and later: a `DriverDatabase` registration
+//! shaped like the packages Windows itself registers, so PnP binds the
+//! controller to the service at the first boot.
+//!
+//! Written (all under `DriverDatabase`, `<inf>` the INF's own name, e.g.
+//! `viostor.inf`, `<label>` = `<inf>_<arch>_<16 hex of the INF's SHA-256>`):
+//! - `DriverInfFiles\<inf>`: `@` = [label] (MULTI_SZ), `Active` = label,
+//!   `Configurations` = the install sections (MULTI_SZ);
+//! - `DeviceIds\<enum>\<rest>` for every ID of the models: value `<inf>` =
+//!   `[1 (hardware ID) or 2 (compatible ID), 0xff, 0, 0]` (REG_BINARY);
+//! - `DeviceIds\{class guid}`: value `<inf>` (REG_NONE, empty);
+//! - `DriverPackages\<label>`: `@` = `<inf>`, `InfName`, `Catalog`,
+//!   `Provider`, `SignerScore`, `StatusFlags`, `Version` (48 bytes: OEM
+//!   marker, arch, class GUID, DriverVer date as FILETIME, version as
+//!   u64);
+//! - `DriverPackages\<label>\Configurations\<section>`: `ConfigFlags`,
+//!   `ConfigScope`, `Service`; `Device\…` mirrors the `.HW` AddReg lines
+//!   and `Services\<svc>\…` the service's AddReg lines (type number with
+//!   the AddReg flags in its high word; a key-only line becomes a value
+//!   named after its flags, as Windows records them);
+//! - `DriverPackages\<label>\Descriptors\<enum>\<rest>`: `Configuration`,
+//!   `Description`, `Manufacturer`.
+//!
+//! The package and INF keys and the `DeviceIds` values are temporary: the
+//! first-boot step deletes them once `pnputil` has installed the real
+//! package (see [`super::stage::Temporary`]).
+
+use super::service::{hkr_key, ServiceInfo};
+use super::stage::Temporary;
+use super::{Error, MediaDriver, Out, Reg, Result};
+use crate::drivers::inf::{AddRegLine, RegData as InfData};
+use crate::drivers::Arch;
+use crate::inspect::WindowsInstall;
+use crate::plan::RegData;
+
+/// Root key of the driver database in SYSTEM.
+pub const ROOT: &str = "DriverDatabase";
+/// `SignerScore` of an OEM (third-party signed) package.
+pub const SIGNER_SCORE_OEM: u32 = 0x0d00_0005;
+/// `StatusFlags` real packages carry (0x12).
+pub const STATUS_FLAGS: u32 = 0x12;
+/// `ConfigScope` of a device configuration with a service.
+pub const CONFIG_SCOPE: u32 = 7;
+
+/// Architecture number of the `Version` blob (PROCESSOR_ARCHITECTURE_*).
+pub fn arch_code(arch: Arch) -> u16 {
+    match arch {
+        Arch::Amd64 => 9,
+        Arch::X86 => 0,
+    }
+}
+
+/// A GUID string (`{4D36E97B-E325-11CE-BFC1-08002BE10318}`) as the 16
+/// bytes Windows stores (first three fields little-endian).
+pub fn guid_bytes(s: &str) -> Option<[u8; 16]> {
+    let u = uuid::Uuid::parse_str(s.trim().trim_start_matches('{').trim_end_matches('}')).ok()?;
+    Some(u.to_bytes_le())
+}
+
+/// FILETIME of midnight UTC of an INF date `mm/dd/yyyy`.
+pub fn driver_date_filetime(date: &str) -> Option<u64> {
+    let mut it = date.trim().split('/');
+    let m: i64 = it.next()?.trim().parse().ok()?;
+    let d: i64 = it.next()?.trim().parse().ok()?;
+    let y: i64 = it.next()?.trim().parse().ok()?;
+    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1601 {
+        return None;
+    }
+    // Days from 1970-01-01 (civil-from-days inverse, proleptic Gregorian).
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + 11_644_473_600;
+    u64::try_from(secs).ok().map(|s| s * 10_000_000)
+}
+
+/// An INF version `w.x.y.z` as Windows packs it (major<<48 | minor<<32 |
+/// build<<16 | revision).
+pub fn driver_version_u64(v: &str) -> Option<u64> {
+    let mut out = 0u64;
+    let parts: Vec<&str> = v.trim().split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    for i in 0..4 {
+        let n: u16 = match parts.get(i) {
+            Some(p) => p.trim().parse().ok()?,
+            None => 0,
+        };
+        out |= (n as u64) << (48 - 16 * i);
+    }
+    Some(out)
+}
+
+/// The 48-byte `Version` value of a `DriverPackages` entry.
+pub fn version_blob(arch: Arch, class_guid: &[u8; 16], filetime: u64, version: u64) -> Vec<u8> {
+    let mut b = vec![0u8; 48];
+    b[0] = 0x00;
+    b[1] = 0xff;
+    b[2..4].copy_from_slice(&arch_code(arch).to_le_bytes());
+    b[8..24].copy_from_slice(class_guid);
+    b[24..32].copy_from_slice(&filetime.to_le_bytes());
+    b[32..40].copy_from_slice(&version.to_le_bytes());
+    b
+}
+
+/// The package label `<inf>_<arch>_<16 hex>` (hash from the INF's SHA-256).
+pub fn package_label(inf_name: &str, arch: Arch, inf_sha256: &str) -> String {
+    let h: String = inf_sha256.chars().take(16).collect();
+    format!("{}_{}_{h}", inf_name.to_lowercase(), arch.inf_name())
+}
+
+/// `<enum>\<rest>` key path of a device ID (`PCI\VEN_1AF4&DEV_1001`);
+/// IDs without an enumerator (`*PNP0600`) stay one component.
+pub fn device_key(id: &str) -> String {
+    id.to_string()
+}
+
+/// An AddReg line as a DriverDatabase mirror value: name and data.
+fn mirror_value(l: &AddRegLine) -> (String, RegData) {
+    let flags_hi = (l.flags & 0xfffe) << 16;
+    match &l.data {
+        InfData::KeyOnly => (format!("0x{:08x}", l.flags), RegData::Sz(String::new())),
+        d => {
+            let name = l.value_name.clone().unwrap_or_default();
+            let data = super::service::reg_data(d).unwrap_or(RegData::Sz(String::new()));
+            if flags_hi == 0 {
+                return (name, data);
+            }
+            let v = data.to_value();
+            (
+                name,
+                RegData::Raw {
+                    kind: v.kind() | flags_hi,
+                    bytes: v.to_bytes(),
+                },
+            )
+        }
+    }
+}
+
+fn plan_mirror(sys: &Reg, base: &str, lines: &[AddRegLine], why: &str, out: &mut Out) {
+    for l in lines.iter().filter(|l| l.root.eq_ignore_ascii_case("HKR")) {
+        let key = hkr_key(base, &l.subkey);
+        let (name, data) = mirror_value(l);
+        out.set(sys, &key, &name, data, why);
+    }
+}
+
+/// Plan the registration; returns what is temporary.
+pub fn plan_driverdb(
+    install: &WindowsInstall,
+    sys: &Reg,
+    drv: &MediaDriver,
+    svc: &ServiceInfo,
+    out: &mut Out,
+) -> Result<Vec<Temporary>> {
+    let inf_path = drv.selected.inf_path.clone();
+    let derr = |msg: String| Error::Driver {
+        inf: inf_path.clone(),
+        msg,
+    };
+    let s = &drv.selected.summary;
+    let inf = drv.inf_name().to_lowercase();
+    let label = package_label(&inf, install.arch, &drv.inf_blob().sha256);
+    let guid = guid_bytes(&svc.class_guid)
+        .ok_or_else(|| derr(format!("ClassGUID {} is not a GUID", svc.class_guid)))?;
+    let date = s
+        .version
+        .driver_date
+        .as_deref()
+        .and_then(driver_date_filetime)
+        .ok_or_else(|| {
+            derr(format!(
+                "DriverVer date {:?} is not mm/dd/yyyy",
+                s.version.driver_date
+            ))
+        })?;
+    let ver = s
+        .version
+        .driver_version
+        .as_deref()
+        .and_then(driver_version_u64)
+        .ok_or_else(|| {
+            derr(format!(
+                "DriverVer version {:?} is not w.x.y.z",
+                s.version.driver_version
+            ))
+        })?;
+    let why = format!(
+        "register {inf} in the DriverDatabase so PnP binds the VirtIO controller to {} at the first boot (Windows 8+)",
+        svc.name
+    );
+    let pkg = format!(r"{ROOT}\DriverPackages\{label}");
+    let inf_key = format!(r"{ROOT}\DriverInfFiles\{inf}");
+    let mut temporary = vec![
+        Temporary::Key(format!(r"SYSTEM\{pkg}")),
+        Temporary::Key(format!(r"SYSTEM\{inf_key}")),
+    ];
+
+    // Configurations: one per install section used by the models.
+    let mut configs: Vec<String> = Vec::new();
+    for is in &s.install_sections {
+        let cfg = is.name.clone();
+        let base = format!(r"{pkg}\Configurations\{cfg}");
+        out.set(sys, &base, "ConfigFlags", RegData::Dword(0), &why);
+        out.set(
+            sys,
+            &base,
+            "ConfigScope",
+            RegData::Dword(CONFIG_SCOPE),
+            &why,
+        );
+        let service = is
+            .services
+            .iter()
+            .find(|a| a.flags & 0x2 != 0)
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
+        out.set(sys, &base, "Service", RegData::Sz(service.clone()), &why);
+        let mut hw = Vec::new();
+        for name in &is.hw_add_reg {
+            hw.extend(drv.inf.add_reg(name)?);
+        }
+        if !hw.is_empty() {
+            plan_mirror(sys, &format!(r"{base}\Device"), &hw, &why, out);
+        }
+        if !service.is_empty() {
+            let sbase = format!(r"{base}\Services\{service}");
+            if service.eq_ignore_ascii_case(&svc.name) {
+                out.create_key(sys, &sbase, &why);
+                plan_mirror(sys, &sbase, &svc.add_reg, &why, out);
+            }
+        }
+        configs.push(cfg);
+    }
+
+    // Descriptors and DeviceIds for every model line.
+    let mut seen: Vec<(String, u8)> = Vec::new();
+    for ms in &s.models {
+        for m in &ms.models {
+            let cfg = drv
+                .inf
+                .install_section(&m.install_section, install.arch)?
+                .map(|i| i.name)
+                .unwrap_or_else(|| m.install_section.clone());
+            for (i, id) in m.hardware_ids.iter().enumerate() {
+                let rank = if i == 0 { 1u8 } else { 2u8 };
+                match seen.iter_mut().find(|(x, _)| x.eq_ignore_ascii_case(id)) {
+                    Some(e) => e.1 = e.1.min(rank),
+                    None => seen.push((id.clone(), rank)),
+                }
+                let d = format!(r"{pkg}\Descriptors\{}", device_key(id));
+                out.set(sys, &d, "Configuration", RegData::Sz(cfg.clone()), &why);
+                out.set(
+                    sys,
+                    &d,
+                    "Description",
+                    RegData::Sz(m.description.clone()),
+                    &why,
+                );
+                out.set(
+                    sys,
+                    &d,
+                    "Manufacturer",
+                    RegData::Sz(ms.manufacturer.clone()),
+                    &why,
+                );
+            }
+        }
+    }
+    for (id, rank) in &seen {
+        let k = format!(r"{ROOT}\DeviceIds\{}", device_key(id));
+        out.set(
+            sys,
+            &k,
+            &inf,
+            RegData::Binary(vec![*rank, 0xff, 0, 0]),
+            &why,
+        );
+        temporary.push(Temporary::Value(format!(r"SYSTEM\{k}"), inf.clone()));
+    }
+    let ck = format!(r"{ROOT}\DeviceIds\{}", svc.class_guid.to_lowercase());
+    out.set(sys, &ck, &inf, RegData::None(vec![]), &why);
+    temporary.push(Temporary::Value(format!(r"SYSTEM\{ck}"), inf.clone()));
+
+    // The package and the INF entry.
+    out.set(sys, &pkg, "", RegData::Sz(inf.clone()), &why);
+    out.set(sys, &pkg, "InfName", RegData::Sz(inf.clone()), &why);
+    if let Some(cat) = &s.catalog_file {
+        out.set(sys, &pkg, "Catalog", RegData::Sz(cat.clone()), &why);
+    }
+    if let Some(p) = &s.version.provider {
+        out.set(sys, &pkg, "Provider", RegData::Sz(p.clone()), &why);
+    }
+    out.set(
+        sys,
+        &pkg,
+        "SignerScore",
+        RegData::Dword(SIGNER_SCORE_OEM),
+        &why,
+    );
+    out.set(sys, &pkg, "StatusFlags", RegData::Dword(STATUS_FLAGS), &why);
+    out.set(
+        sys,
+        &pkg,
+        "Version",
+        RegData::Binary(version_blob(install.arch, &guid, date, ver)),
+        &why,
+    );
+    out.set(
+        sys,
+        &inf_key,
+        "",
+        RegData::MultiSz(vec![label.clone()]),
+        &why,
+    );
+    out.set(sys, &inf_key, "Active", RegData::Sz(label.clone()), &why);
+    out.set(
+        sys,
+        &inf_key,
+        "Configurations",
+        RegData::MultiSz(configs),
+        &why,
+    );
+    Ok(temporary)
+}
