@@ -799,7 +799,7 @@ fn win10_x64_virtio_scsi_registers_in_the_driver_database() {
     // regipy reads the DriverDatabase entry.
     let v = regipy_values(
         &r.after_path,
-        &format!(r"\DriverDatabase\DriverInfFiles\vioscsi.inf"),
+        r"\DriverDatabase\DriverInfFiles\vioscsi.inf",
     );
     assert_eq!(v.get("Active"), Some(&label), "{v:?}");
 }

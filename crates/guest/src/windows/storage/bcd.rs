@@ -244,3 +244,58 @@ fn plan_fallback_loader(install: &WindowsInstall, guest: &dyn GuestAccess, out: 
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn parses_the_real_gpt_device_element() {
+        // Element 21000001 of the Windows 10 loader in the shared BCD store.
+        let b = hex("0000000000000000000000000000000006000000000000004800000000000000382c0f8eeae4ba47b7fc9d8c74dccf0b0000000000000000a994230b5e097d488d48719ecd4d78ca00000000000000000000000000000000");
+        let p = parse_device(&b).unwrap();
+        assert_eq!(
+            p,
+            BcdPartition::Gpt {
+                disk: uuid::Uuid::parse_str("0b2394a9-095e-487d-8d48-719ecd4d78ca").unwrap(),
+                partition: uuid::Uuid::parse_str("8e0f2c38-e4ea-47ba-b7fc-9d8c74dccf0b").unwrap(),
+            }
+        );
+        // Truncated, or not a partition device: no answer, no panic.
+        assert_eq!(parse_device(&b[..0x40]), None);
+        let mut other = b.clone();
+        other[0x10] = 5;
+        assert_eq!(parse_device(&other), None);
+    }
+
+    #[test]
+    fn mbr_device_matches_signature_and_offset() {
+        let mut b = vec![0u8; 0x58];
+        b[0x10] = 6;
+        b[0x18] = 0x48;
+        b[0x20..0x28].copy_from_slice(&(1_048_576u64).to_le_bytes());
+        b[0x30] = 1;
+        b[0x38..0x3c].copy_from_slice(&0x5cbe_a03eu32.to_le_bytes());
+        let p = parse_device(&b).unwrap();
+        let part = |sig, start| PartitionId {
+            volume: VolumeRef {
+                disk: 0,
+                partition: Some(1),
+            },
+            start,
+            mbr_signature: Some(sig),
+            gpt_disk: None,
+            gpt_partition: None,
+        };
+        assert!(find(&p, &[part(0x5cbe_a03e, 1_048_576)]).is_some());
+        assert!(find(&p, &[part(0x5cbe_a03e, 2_048)]).is_none());
+        assert!(find(&p, &[part(1, 1_048_576)]).is_none());
+    }
+}

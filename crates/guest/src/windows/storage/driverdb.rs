@@ -329,3 +329,52 @@ pub fn plan_driverdb(
     );
     Ok(temporary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_fields_match_what_windows_wrote() {
+        // pvscsi.inf (DriverVer 08/02/2019,1.3.15.0) and stornvme.inf
+        // (10.0.18362.693) in the shared Windows 10 SYSTEM hive.
+        assert_eq!(
+            driver_date_filetime("08/02/2019"),
+            Some(0x01d5_48c5_3a3b_0000)
+        );
+        assert_eq!(
+            driver_version_u64("1.3.15.0").unwrap().to_le_bytes(),
+            [0x00, 0x00, 0x0f, 0x00, 0x03, 0x00, 0x01, 0x00]
+        );
+        assert_eq!(
+            driver_version_u64("10.0.18362.693").unwrap().to_le_bytes(),
+            [0xb5, 0x02, 0xba, 0x47, 0x00, 0x00, 0x0a, 0x00]
+        );
+        let g = guid_bytes("{4D36E97B-E325-11CE-BFC1-08002BE10318}").unwrap();
+        assert_eq!(
+            g,
+            [
+                0x7b, 0xe9, 0x36, 0x4d, 0x25, 0xe3, 0xce, 0x11, 0xbf, 0xc1, 0x08, 0x00, 0x2b, 0xe1,
+                0x03, 0x18
+            ]
+        );
+        let v = version_blob(
+            Arch::Amd64,
+            &g,
+            0x01d5_48c5_3a3b_0000,
+            driver_version_u64("1.3.15.0").unwrap(),
+        );
+        // The whole Version value of the pvscsi package.
+        let real = "00ff0900000000007be9364d25e3ce11bfc108002be1031800003b3ac548d50100000f00030001000000000000000000";
+        let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, real);
+        // Bad input: no value, no panic.
+        for d in ["13/01/2008", "1/1", "a/b/c", "01/01/1500", ""] {
+            assert_eq!(driver_date_filetime(d), None, "{d}");
+        }
+        for d in ["1.2.3.4.5", "70000.0", "x"] {
+            assert_eq!(driver_version_u64(d), None, "{d}");
+        }
+        assert_eq!(driver_version_u64("6.1"), Some(6 << 48 | 1 << 32));
+    }
+}
