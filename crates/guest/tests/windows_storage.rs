@@ -797,10 +797,7 @@ fn win10_x64_virtio_scsi_registers_in_the_driver_database() {
     ]));
     assert_eq!(keys, want);
     // regipy reads the DriverDatabase entry.
-    let v = regipy_values(
-        &r.after_path,
-        r"\DriverDatabase\DriverInfFiles\vioscsi.inf",
-    );
+    let v = regipy_values(&r.after_path, r"\DriverDatabase\DriverInfFiles\vioscsi.inf");
     assert_eq!(v.get("Active"), Some(&label), "{v:?}");
 }
 
@@ -1114,4 +1111,64 @@ fn bcd_backup_device_check_and_uefi_fallback_loader() {
         manual[0]
     );
     assert!(manual[1].contains("osdevice") && manual[1].contains(&part));
+}
+
+#[test]
+fn the_other_bus_on_each_path() {
+    let t = tempfile::tempdir().unwrap();
+    let root = media_tree(&t.path().join("m"));
+    // Windows 7 on virtio-scsi: vioscsi in both control sets, CDD for its IDs.
+    let hive = unxz("SYSTEM-win7.xz", t.path());
+    let inst = install("win7", 6, 1, Arch::X86, &["ControlSet001", "ControlSet002"]);
+    let media = media_for(&root, "win7", Arch::X86, FinalBus::VirtioScsi);
+    let guest = FakeGuest::with_drivers(&["msahci.sys", "pciidex.sys", "atapi.sys"]);
+    let r = run(t.path(), &hive, &inst, &media, FinalBus::VirtioScsi, &guest);
+    let ids = inf_ids(&root.join("vioscsi/w7/x86/vioscsi.inf"), "VirtioScsi.NTx86");
+    for cs in ["controlset001", "controlset002"] {
+        let s = format!(r"{cs}\services\vioscsi");
+        assert_eq!(val(&r.after, &s, "Start"), Some("dword:00000000"));
+        assert_eq!(
+            val(&r.after, &format!(r"{s}\parameters"), "BusType"),
+            Some("dword:0000000a")
+        );
+        for id in &ids {
+            let k = format!(
+                r"{cs}\control\criticaldevicedatabase\{}",
+                id.replace('\\', "#")
+            );
+            assert_eq!(
+                val(&r.after, &k, "Service"),
+                Some(sz("vioscsi").as_str()),
+                "{k}"
+            );
+        }
+        assert!(!r.after.contains_key(&format!(r"{cs}\services\viostor")));
+    }
+
+    // Windows 10 on virtio-blk: the viostor package in the DriverDatabase
+    // (plan only; the export diff runs in the virtio-scsi test).
+    let hive = unxz("SYSTEM-win10-1709.xz", t.path());
+    let sys = Hive::from_file(&hive).unwrap();
+    let soft = Hive::from_file(software(t.path())).unwrap();
+    let inst = install("win10", 10, 0, Arch::Amd64, &["ControlSet001"]);
+    let media = media_for(&root, "win10", Arch::Amd64, FinalBus::VirtioBlk);
+    let guest = FakeGuest::with_drivers(&["storahci.sys"]);
+    let plan = plan_storage(&inst, &sys, &soft, &media, FinalBus::VirtioBlk, &guest)
+        .unwrap()
+        .actions;
+    let ids = inf_ids(
+        &root.join("viostor/w10/amd64/viostor.inf"),
+        "VioStor.NTamd64",
+    );
+    assert_eq!(ids.len(), 4);
+    for id in &ids {
+        let hit = plan.iter().any(|a| {
+            matches!(&a.action, Action::SetValue { key, name, .. }
+                if key.eq_ignore_ascii_case(&format!(r"DriverDatabase\DeviceIds\{id}")) && name == "viostor.inf")
+        });
+        assert!(hit, "{id}");
+    }
+    assert!(plan.iter().any(|a| matches!(&a.action,
+        Action::SetValue { key, name, data: RegData::Dword(0), .. }
+            if key == r"ControlSet001\Services\viostor" && name == "Start")));
 }
