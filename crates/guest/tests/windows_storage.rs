@@ -59,6 +59,10 @@ fn media_tree(dir: &Path) -> PathBuf {
 /// The storage driver of `bus` plus every other role the media has.
 fn media_for(root: &Path, os: &str, arch: Arch, bus: FinalBus) -> StorageMedia {
     let m = DirMedia::new(root).unwrap();
+    let origin = MediaOrigin::Dir(root.to_path_buf());
+    let sm =
+        StorageMedia::select(&m, &origin, &Catalog::builtin(), os, arch, bus, &sha256_hex).unwrap();
+    // The same as selecting role by role with the driver catalog's select.
     let cat = Catalog::builtin();
     let mut set: DriverSet = select(&m, &cat, os, arch, &[bus.role()]).unwrap();
     for r in Role::ALL.into_iter().filter(|r| *r != bus.role()) {
@@ -66,7 +70,13 @@ fn media_for(root: &Path, os: &str, arch: Arch, bus: FinalBus) -> StorageMedia {
             set.drivers.extend(s.drivers);
         }
     }
-    StorageMedia::load(&m, &MediaOrigin::Dir(root.to_path_buf()), &set, &sha256_hex).unwrap()
+    let dirs = |v: Vec<&str>| v.join(",");
+    assert_eq!(
+        dirs(sm.drivers.iter().map(|d| d.selected.dir.as_str()).collect()),
+        dirs(set.drivers.iter().map(|d| d.dir.as_str()).collect())
+    );
+    assert_eq!(sm.drivers[0].selected.role, bus.role());
+    sm
 }
 
 fn unxz(name: &str, dir: &Path) -> PathBuf {
@@ -966,6 +976,28 @@ fn refusals_name_the_blocker_and_what_to_do() {
     only_net.drivers.retain(|d| d.selected.role == Role::Net);
     let e = plan_storage(&inst, &sys, &soft, &only_net, FinalBus::VirtioBlk, &guest).unwrap_err();
     assert!(e.to_string().contains("0x7B"), "{e}");
+    // The media has no vioscsi for XP: selection says so the same way.
+    let m = DirMedia::new(&root).unwrap();
+    let e = StorageMedia::select(
+        &m,
+        &MediaOrigin::Dir(root.clone()),
+        &Catalog::builtin(),
+        "winxp",
+        Arch::X86,
+        FinalBus::VirtioScsi,
+        &sha256_hex,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NoStorageDriver {
+                role: Role::StorageScsi,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 /// Disk and partition GUIDs of the real BCD's default loader, decoded with

@@ -31,9 +31,10 @@ pub mod driverdb;
 pub mod service;
 pub mod stage;
 
+use crate::drivers::catalog::Catalog;
 use crate::drivers::inf::{Inf, InfError, MAX_INF_SIZE};
-use crate::drivers::media::DriverMedia;
-use crate::drivers::select::{DriverSet, SelectedDriver};
+use crate::drivers::media::{DriverMedia, MediaIndex};
+use crate::drivers::select::{select_indexed, DriverSet, SelectedDriver};
 use crate::drivers::{Arch, Role};
 use crate::inspect::{Blocker, WindowsInstall};
 use crate::plan::{Action, FileSource, HiveRef, PlannedAction, RegData, VolumeRef};
@@ -255,6 +256,41 @@ impl StorageMedia {
             drivers,
             warnings: set.warnings.clone(),
         })
+    }
+
+    /// Select and load the drivers for an install: the storage driver of
+    /// `bus` (required: its absence is [`Error::NoStorageDriver`]) and every
+    /// other role the media has for `os`/`arch` (left out when missing).
+    pub fn select(
+        media: &dyn DriverMedia,
+        origin: &MediaOrigin,
+        catalog: &Catalog,
+        os: &str,
+        arch: Arch,
+        bus: FinalBus,
+        sha256: &dyn Fn(&[u8]) -> String,
+    ) -> Result<StorageMedia> {
+        let index = MediaIndex::new(media)?;
+        let mut set = select_indexed(media, &index, catalog, os, arch, &[bus.role()]).map_err(
+            |e| match e {
+                crate::drivers::Error::NoDirectory { .. } => Error::NoStorageDriver {
+                    role: bus.role(),
+                    os: os.to_string(),
+                    arch,
+                },
+                e => Error::Media(e),
+            },
+        )?;
+        for role in Role::ALL.into_iter().filter(|r| *r != bus.role()) {
+            match select_indexed(media, &index, catalog, os, arch, &[role]) {
+                Ok(s) => {
+                    set.warnings.extend(s.warnings);
+                    set.drivers.extend(s.drivers);
+                }
+                Err(e) => set.warnings.push(format!("{role} driver left out: {e}")),
+            }
+        }
+        StorageMedia::load(media, origin, &set, sha256)
     }
 
     /// The driver filling `role`, if selected.
