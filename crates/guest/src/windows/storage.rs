@@ -87,15 +87,6 @@ pub enum Error {
     /// Reading the driver media failed.
     #[error(transparent)]
     Media(#[from] crate::drivers::Error),
-    /// Reading a hive failed.
-    #[error("{hive}: {source}")]
-    Registry {
-        /// Hive path on its volume.
-        hive: String,
-        /// The cause.
-        #[source]
-        source: regf::Error,
-    },
 }
 
 fn messages(b: &[Blocker]) -> String {

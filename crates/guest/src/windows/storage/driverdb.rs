@@ -151,6 +151,17 @@ fn plan_mirror(sys: &Reg, base: &str, lines: &[AddRegLine], why: &str, out: &mut
     }
 }
 
+/// What the stages of the registration share.
+struct Ctx<'a> {
+    sys: &'a Reg<'a>,
+    drv: &'a MediaDriver,
+    svc: &'a ServiceInfo,
+    arch: Arch,
+    inf: String,
+    pkg: String,
+    why: String,
+}
+
 /// Plan the registration; returns what is temporary.
 pub fn plan_driverdb(
     install: &WindowsInstall,
@@ -159,16 +170,156 @@ pub fn plan_driverdb(
     svc: &ServiceInfo,
     out: &mut Out,
 ) -> Result<Vec<Temporary>> {
-    let inf_path = drv.selected.inf_path.clone();
-    let derr = |msg: String| Error::Driver {
-        inf: inf_path.clone(),
-        msg,
-    };
-    let s = &drv.selected.summary;
     let inf = drv.inf_name().to_lowercase();
     let label = package_label(&inf, install.arch, &drv.inf_blob().sha256);
-    let guid = guid_bytes(&svc.class_guid)
-        .ok_or_else(|| derr(format!("ClassGUID {} is not a GUID", svc.class_guid)))?;
+    let c = Ctx {
+        sys,
+        drv,
+        svc,
+        arch: install.arch,
+        pkg: format!(r"{ROOT}\DriverPackages\{label}"),
+        why: format!(
+            "register {inf} in the DriverDatabase so PnP binds the VirtIO controller to {} at the first boot (Windows 8+)",
+            svc.name
+        ),
+        inf,
+    };
+    let inf_key = format!(r"{ROOT}\DriverInfFiles\{}", c.inf);
+    let mut temporary = vec![
+        Temporary::Key(format!(r"SYSTEM\{}", c.pkg)),
+        Temporary::Key(format!(r"SYSTEM\{inf_key}")),
+    ];
+    let configs = plan_configurations(&c, out)?;
+    temporary.extend(plan_device_ids(&c, out)?);
+    plan_package(&c, out)?;
+    out.set(
+        sys,
+        &inf_key,
+        "",
+        RegData::MultiSz(vec![label.clone()]),
+        &c.why,
+    );
+    out.set(sys, &inf_key, "Active", RegData::Sz(label), &c.why);
+    out.set(
+        sys,
+        &inf_key,
+        "Configurations",
+        RegData::MultiSz(configs),
+        &c.why,
+    );
+    Ok(temporary)
+}
+
+/// `Configurations\<section>` for every install section the models use;
+/// returns the section names.
+fn plan_configurations(c: &Ctx, out: &mut Out) -> Result<Vec<String>> {
+    let mut configs: Vec<String> = Vec::new();
+    for is in &c.drv.selected.summary.install_sections {
+        let cfg = is.name.clone();
+        let base = format!(r"{}\Configurations\{cfg}", c.pkg);
+        out.set(c.sys, &base, "ConfigFlags", RegData::Dword(0), &c.why);
+        out.set(
+            c.sys,
+            &base,
+            "ConfigScope",
+            RegData::Dword(CONFIG_SCOPE),
+            &c.why,
+        );
+        let service = is
+            .services
+            .iter()
+            .find(|a| a.flags & 0x2 != 0)
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
+        out.set(
+            c.sys,
+            &base,
+            "Service",
+            RegData::Sz(service.clone()),
+            &c.why,
+        );
+        let mut hw = Vec::new();
+        for name in &is.hw_add_reg {
+            hw.extend(c.drv.inf.add_reg(name)?);
+        }
+        if !hw.is_empty() {
+            plan_mirror(c.sys, &format!(r"{base}\Device"), &hw, &c.why, out);
+        }
+        if !service.is_empty() && service.eq_ignore_ascii_case(&c.svc.name) {
+            let sbase = format!(r"{base}\Services\{service}");
+            out.create_key(c.sys, &sbase, &c.why);
+            plan_mirror(c.sys, &sbase, &c.svc.add_reg, &c.why, out);
+        }
+        configs.push(cfg);
+    }
+    Ok(configs)
+}
+
+/// `Descriptors` for every model line, `DeviceIds` for every ID and the
+/// class; returns the temporary `DeviceIds` values.
+fn plan_device_ids(c: &Ctx, out: &mut Out) -> Result<Vec<Temporary>> {
+    let s = &c.drv.selected.summary;
+    let mut seen: Vec<(String, u8)> = Vec::new();
+    for ms in &s.models {
+        for m in &ms.models {
+            let cfg = c
+                .drv
+                .inf
+                .install_section(&m.install_section, c.arch)?
+                .map(|i| i.name)
+                .unwrap_or_else(|| m.install_section.clone());
+            for (i, id) in m.hardware_ids.iter().enumerate() {
+                let rank = if i == 0 { 1u8 } else { 2u8 };
+                match seen.iter_mut().find(|(x, _)| x.eq_ignore_ascii_case(id)) {
+                    Some(e) => e.1 = e.1.min(rank),
+                    None => seen.push((id.clone(), rank)),
+                }
+                let d = format!(r"{}\Descriptors\{}", c.pkg, device_key(id));
+                out.set(c.sys, &d, "Configuration", RegData::Sz(cfg.clone()), &c.why);
+                out.set(
+                    c.sys,
+                    &d,
+                    "Description",
+                    RegData::Sz(m.description.clone()),
+                    &c.why,
+                );
+                out.set(
+                    c.sys,
+                    &d,
+                    "Manufacturer",
+                    RegData::Sz(ms.manufacturer.clone()),
+                    &c.why,
+                );
+            }
+        }
+    }
+    let mut temporary = Vec::new();
+    for (id, rank) in &seen {
+        let k = format!(r"{ROOT}\DeviceIds\{}", device_key(id));
+        out.set(
+            c.sys,
+            &k,
+            &c.inf,
+            RegData::Binary(vec![*rank, 0xff, 0, 0]),
+            &c.why,
+        );
+        temporary.push(Temporary::Value(format!(r"SYSTEM\{k}"), c.inf.clone()));
+    }
+    let ck = format!(r"{ROOT}\DeviceIds\{}", c.svc.class_guid.to_lowercase());
+    out.set(c.sys, &ck, &c.inf, RegData::None(vec![]), &c.why);
+    temporary.push(Temporary::Value(format!(r"SYSTEM\{ck}"), c.inf.clone()));
+    Ok(temporary)
+}
+
+/// The `DriverPackages\<label>` values.
+fn plan_package(c: &Ctx, out: &mut Out) -> Result<()> {
+    let s = &c.drv.selected.summary;
+    let derr = |msg: String| Error::Driver {
+        inf: c.drv.selected.inf_path.clone(),
+        msg,
+    };
+    let guid = guid_bytes(&c.svc.class_guid)
+        .ok_or_else(|| derr(format!("ClassGUID {} is not a GUID", c.svc.class_guid)))?;
     let date = s
         .version
         .driver_date
@@ -191,143 +342,31 @@ pub fn plan_driverdb(
                 s.version.driver_version
             ))
         })?;
-    let why = format!(
-        "register {inf} in the DriverDatabase so PnP binds the VirtIO controller to {} at the first boot (Windows 8+)",
-        svc.name
-    );
-    let pkg = format!(r"{ROOT}\DriverPackages\{label}");
-    let inf_key = format!(r"{ROOT}\DriverInfFiles\{inf}");
-    let mut temporary = vec![
-        Temporary::Key(format!(r"SYSTEM\{pkg}")),
-        Temporary::Key(format!(r"SYSTEM\{inf_key}")),
-    ];
-
-    // Configurations: one per install section used by the models.
-    let mut configs: Vec<String> = Vec::new();
-    for is in &s.install_sections {
-        let cfg = is.name.clone();
-        let base = format!(r"{pkg}\Configurations\{cfg}");
-        out.set(sys, &base, "ConfigFlags", RegData::Dword(0), &why);
-        out.set(
-            sys,
-            &base,
-            "ConfigScope",
-            RegData::Dword(CONFIG_SCOPE),
-            &why,
-        );
-        let service = is
-            .services
-            .iter()
-            .find(|a| a.flags & 0x2 != 0)
-            .map(|a| a.name.clone())
-            .unwrap_or_default();
-        out.set(sys, &base, "Service", RegData::Sz(service.clone()), &why);
-        let mut hw = Vec::new();
-        for name in &is.hw_add_reg {
-            hw.extend(drv.inf.add_reg(name)?);
-        }
-        if !hw.is_empty() {
-            plan_mirror(sys, &format!(r"{base}\Device"), &hw, &why, out);
-        }
-        if !service.is_empty() {
-            let sbase = format!(r"{base}\Services\{service}");
-            if service.eq_ignore_ascii_case(&svc.name) {
-                out.create_key(sys, &sbase, &why);
-                plan_mirror(sys, &sbase, &svc.add_reg, &why, out);
-            }
-        }
-        configs.push(cfg);
-    }
-
-    // Descriptors and DeviceIds for every model line.
-    let mut seen: Vec<(String, u8)> = Vec::new();
-    for ms in &s.models {
-        for m in &ms.models {
-            let cfg = drv
-                .inf
-                .install_section(&m.install_section, install.arch)?
-                .map(|i| i.name)
-                .unwrap_or_else(|| m.install_section.clone());
-            for (i, id) in m.hardware_ids.iter().enumerate() {
-                let rank = if i == 0 { 1u8 } else { 2u8 };
-                match seen.iter_mut().find(|(x, _)| x.eq_ignore_ascii_case(id)) {
-                    Some(e) => e.1 = e.1.min(rank),
-                    None => seen.push((id.clone(), rank)),
-                }
-                let d = format!(r"{pkg}\Descriptors\{}", device_key(id));
-                out.set(sys, &d, "Configuration", RegData::Sz(cfg.clone()), &why);
-                out.set(
-                    sys,
-                    &d,
-                    "Description",
-                    RegData::Sz(m.description.clone()),
-                    &why,
-                );
-                out.set(
-                    sys,
-                    &d,
-                    "Manufacturer",
-                    RegData::Sz(ms.manufacturer.clone()),
-                    &why,
-                );
-            }
-        }
-    }
-    for (id, rank) in &seen {
-        let k = format!(r"{ROOT}\DeviceIds\{}", device_key(id));
-        out.set(
-            sys,
-            &k,
-            &inf,
-            RegData::Binary(vec![*rank, 0xff, 0, 0]),
-            &why,
-        );
-        temporary.push(Temporary::Value(format!(r"SYSTEM\{k}"), inf.clone()));
-    }
-    let ck = format!(r"{ROOT}\DeviceIds\{}", svc.class_guid.to_lowercase());
-    out.set(sys, &ck, &inf, RegData::None(vec![]), &why);
-    temporary.push(Temporary::Value(format!(r"SYSTEM\{ck}"), inf.clone()));
-
-    // The package and the INF entry.
-    out.set(sys, &pkg, "", RegData::Sz(inf.clone()), &why);
-    out.set(sys, &pkg, "InfName", RegData::Sz(inf.clone()), &why);
+    let (sys, pkg, why) = (c.sys, &c.pkg, &c.why);
+    out.set(sys, pkg, "", RegData::Sz(c.inf.clone()), why);
+    out.set(sys, pkg, "InfName", RegData::Sz(c.inf.clone()), why);
     if let Some(cat) = &s.catalog_file {
-        out.set(sys, &pkg, "Catalog", RegData::Sz(cat.clone()), &why);
+        out.set(sys, pkg, "Catalog", RegData::Sz(cat.clone()), why);
     }
     if let Some(p) = &s.version.provider {
-        out.set(sys, &pkg, "Provider", RegData::Sz(p.clone()), &why);
+        out.set(sys, pkg, "Provider", RegData::Sz(p.clone()), why);
     }
     out.set(
         sys,
-        &pkg,
+        pkg,
         "SignerScore",
         RegData::Dword(SIGNER_SCORE_OEM),
-        &why,
+        why,
     );
-    out.set(sys, &pkg, "StatusFlags", RegData::Dword(STATUS_FLAGS), &why);
+    out.set(sys, pkg, "StatusFlags", RegData::Dword(STATUS_FLAGS), why);
     out.set(
         sys,
-        &pkg,
+        pkg,
         "Version",
-        RegData::Binary(version_blob(install.arch, &guid, date, ver)),
-        &why,
+        RegData::Binary(version_blob(c.arch, &guid, date, ver)),
+        why,
     );
-    out.set(
-        sys,
-        &inf_key,
-        "",
-        RegData::MultiSz(vec![label.clone()]),
-        &why,
-    );
-    out.set(sys, &inf_key, "Active", RegData::Sz(label.clone()), &why);
-    out.set(
-        sys,
-        &inf_key,
-        "Configurations",
-        RegData::MultiSz(configs),
-        &why,
-    );
-    Ok(temporary)
+    Ok(())
 }
 
 #[cfg(test)]
