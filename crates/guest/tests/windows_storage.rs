@@ -1179,8 +1179,19 @@ fn the_other_bus_on_each_path() {
 
     // Windows 10 on virtio-blk: the viostor package in the DriverDatabase
     // (plan only; the export diff runs in the virtio-scsi test).
+    // storahci disabled the way Windows 8+ disables unused boot drivers.
     let hive = unxz("SYSTEM-win10-1709.xz", t.path());
-    let sys = Hive::from_file(&hive).unwrap();
+    let mut sys = Hive::from_file(&hive).unwrap();
+    let ahci = r"ControlSet001\Services\storahci";
+    sys.set_value(ahci, "Start", &regf::Value::Dword(3))
+        .unwrap();
+    sys.create_key(&format!(r"{ahci}\StartOverride")).unwrap();
+    sys.set_value(
+        &format!(r"{ahci}\StartOverride"),
+        "0",
+        &regf::Value::Dword(3),
+    )
+    .unwrap();
     let soft = Hive::from_file(software(t.path())).unwrap();
     let inst = install("win10", 10, 0, Arch::Amd64, &["ControlSet001"]);
     let media = media_for(&root, "win10", Arch::Amd64, FinalBus::VirtioBlk);
@@ -1203,4 +1214,21 @@ fn the_other_bus_on_each_path() {
     assert!(plan.iter().any(|a| matches!(&a.action,
         Action::SetValue { key, name, data: RegData::Dword(0), .. }
             if key == r"ControlSet001\Services\viostor" && name == "Start")));
+    for a in &plan {
+        apply_registry(&mut sys, &a.action).unwrap();
+    }
+    assert_eq!(
+        sys.key(ahci)
+            .unwrap()
+            .value("Start")
+            .unwrap()
+            .unwrap()
+            .data()
+            .unwrap(),
+        regf::Value::Dword(0)
+    );
+    assert!(sys
+        .get_key(&format!(r"{ahci}\StartOverride"))
+        .unwrap()
+        .is_none());
 }
