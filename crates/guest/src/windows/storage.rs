@@ -176,9 +176,9 @@ impl MediaDriver {
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
     }
-    /// The INF file.
-    pub fn inf_blob(&self) -> &MediaBlob {
-        &self.files[0]
+    /// The INF file (the first of [`MediaDriver::files`]).
+    pub fn inf_blob(&self) -> Option<&MediaBlob> {
+        self.files.first()
     }
     /// The INF file name (`viostor.inf`).
     pub fn inf_name(&self) -> &str {

@@ -171,7 +171,14 @@ pub fn plan_driverdb(
     out: &mut Out,
 ) -> Result<Vec<Temporary>> {
     let inf = drv.inf_name().to_lowercase();
-    let label = package_label(&inf, install.arch, &drv.inf_blob().sha256);
+    let inf_sha = drv
+        .inf_blob()
+        .map(|b| b.sha256.as_str())
+        .ok_or_else(|| Error::Driver {
+            inf: drv.selected.inf_path.clone(),
+            msg: "the package lists no files (the INF first)".into(),
+        })?;
+    let label = package_label(&inf, install.arch, inf_sha);
     let c = Ctx {
         sys,
         drv,
