@@ -59,8 +59,8 @@ pub fn from_hives(system: &Hive, software: Option<&Hive>, ccs: &str) -> Vec<Bloc
     let sm = reg::key(system, &format!("{ccs}\\Control\\Session Manager"));
     let renames = sm
         .map(|k| {
-            let mut v = reg::list(&k, "PendingFileRenameOperations");
-            v.extend(reg::list(&k, "PendingFileRenameOperations2"));
+            let mut v = reg::multi_with_empty(&k, "PendingFileRenameOperations");
+            v.extend(reg::multi_with_empty(&k, "PendingFileRenameOperations2"));
             v
         })
         .unwrap_or_default();
@@ -69,8 +69,8 @@ pub fn from_hives(system: &Hive, software: Option<&Hive>, ccs: &str) -> Vec<Bloc
             "pending-rename",
             false,
             format!(
-                "{} file operation(s) are pending for the next boot (Session Manager\\PendingFileRenameOperations, e.g. {}): an update or installer awaits a reboot. Reboot the source VM once before migrating",
-                renames.len() / 2 + renames.len() % 2,
+                "{} file rename/delete operation(s) are pending for the next boot (Session Manager\\PendingFileRenameOperations, e.g. {}): an update or installer awaits a reboot. Reboot the source VM once before migrating",
+                renames.len().div_ceil(2),
                 renames[0]
             ),
         ));

@@ -120,9 +120,12 @@ pub fn enum_instances<'h>(system: &'h Hive, ccs: &str) -> Vec<(String, Key<'h>)>
 }
 
 /// Service names bound to a device instance in `Enum` (lower case).
+/// `Root\LEGACY_*` instances only record that a legacy service was
+/// started, not a device it drives: they do not count.
 pub fn bound_services(instances: &[(String, Key<'_>)]) -> BTreeSet<String> {
     instances
         .iter()
+        .filter(|(p, _)| !p.to_ascii_uppercase().starts_with("ROOT\\LEGACY_"))
         .filter_map(|(_, k)| reg::string(k, "Service"))
         .map(|s| s.to_ascii_lowercase())
         .collect()

@@ -86,6 +86,26 @@ pub fn list(k: &Key<'_>, value: &str) -> Vec<String> {
     }
 }
 
+/// The strings of a REG_MULTI_SZ keeping empty ones (pair lists such as
+/// `PendingFileRenameOperations`, where an empty target means delete);
+/// the terminating NULs are not entries.
+pub fn multi_with_empty(k: &Key<'_>, value: &str) -> Vec<String> {
+    let Some((REG_MULTI_SZ, b)) = raw(k, value) else {
+        return vec![];
+    };
+    let mut u: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    while u.last() == Some(&0) {
+        u.pop();
+    }
+    if u.is_empty() {
+        return vec![];
+    }
+    u.split(|&c| c == 0).map(String::from_utf16_lossy).collect()
+}
+
 /// A DWORD (also the low half of a QWORD, or a 4+ byte REG_BINARY).
 pub fn dword(k: &Key<'_>, value: &str) -> Option<u32> {
     let (kind, b) = raw(k, value)?;
