@@ -329,3 +329,25 @@ fn win10_1709_vmware_guest_facts() {
         ]
     );
 }
+
+#[test]
+fn dirty_hive_with_usable_logs_is_replayed_and_only_warned_about() {
+    let d = tempfile::tempdir().unwrap();
+    let primary = std::fs::read(unxz(d.path(), "dirty-NTUSER.DAT")).unwrap();
+    let logs: Vec<regf::LogFile> = ["dirty-NTUSER.DAT.LOG1", "dirty-NTUSER.DAT.LOG2"]
+        .iter()
+        .map(|n| regf::LogFile {
+            name: n.to_string(),
+            bytes: std::fs::read(unxz(d.path(), n)).unwrap(),
+        })
+        .collect();
+    let replayed = hives::open_bytes(primary.clone(), &logs, "NTUSER.DAT").unwrap();
+    let b = replayed.blocker.expect("a dirty hive is reported");
+    assert_eq!((b.id.as_str(), b.refuse), ("dirty-hive", false));
+    let as_is = hives::open_bytes(primary, &[], "NTUSER.DAT").unwrap();
+    let b = as_is.blocker.expect("a dirty hive is reported");
+    assert_eq!((b.id.as_str(), b.refuse), ("dirty-hive", true));
+    // the replayed hive carries the logged changes the primary lacks
+    let dump = |h: &Hive| h.export_reg("", "HKEY_CURRENT_USER").unwrap();
+    assert_ne!(dump(&replayed.hive), dump(&as_is.hive));
+}

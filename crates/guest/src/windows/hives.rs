@@ -59,6 +59,19 @@ pub fn open(vol: &Vol<'_>, path: &str) -> Result<Opened, HiveError> {
 
 /// Open hive bytes with logs; `path` names it in messages.
 pub fn open_bytes(primary: Vec<u8>, logs: &[LogFile], path: &str) -> Result<Opened, HiveError> {
+    let clean =
+        regf::BaseBlock::parse(&primary, 0).is_ok_and(|b| b.checksum_ok && b.seq1 == b.seq2);
+    if clean && logs.is_empty() {
+        // nothing to replay: no second copy of a large hive
+        let hive = Hive::open(primary).map_err(|source| HiveError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        return Ok(Opened {
+            hive,
+            blocker: None,
+        });
+    }
     match Hive::open_with_logs(primary.clone(), logs, ReplayPolicy::Strict) {
         Ok((hive, rep)) => {
             let blocker = rep.was_dirty.then(|| Blocker {

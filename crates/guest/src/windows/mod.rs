@@ -342,7 +342,6 @@ fn inspect_install(
         .collect();
     let instances = bootdrivers::enum_instances(&h.system, &ccs);
     let bound = bootdrivers::bound_services(&instances);
-    drop(instances);
     let blockers = collect_blockers(v, &h, &ccs, infos);
     Some(WindowsInstall {
         system: v.info.volume.clone(),
@@ -370,7 +369,7 @@ fn inspect_install(
         virtio_ready: bootdrivers::virtio_ready(&h.system, &ccs, &storage_drivers, &bound),
         storage_drivers,
         nics: nics::read(&h.system, &ccs),
-        foreign_tools: tools::read(&h.system, h.software.as_ref(), &ccs),
+        foreign_tools: tools::read_with(&h.system, h.software.as_ref(), &ccs, &instances, &bound),
         blockers,
         facts: blockers::facts(&h.system, &ccs),
         control_sets: cs,

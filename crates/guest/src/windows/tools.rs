@@ -123,7 +123,19 @@ pub fn vendor_of(name: &str) -> Option<&'static Vendor> {
 /// `software`.
 pub fn read(system: &Hive, software: Option<&Hive>, ccs: &str) -> Vec<ForeignTool> {
     let instances = enum_instances(system, ccs);
-    let bound: BTreeSet<String> = super::bootdrivers::bound_services(&instances);
+    let bound = super::bootdrivers::bound_services(&instances);
+    read_with(system, software, ccs, &instances, &bound)
+}
+
+/// [`read`] with the `Enum` instances and their bound services already
+/// collected.
+pub fn read_with(
+    system: &Hive,
+    software: Option<&Hive>,
+    ccs: &str,
+    instances: &[(String, Key<'_>)],
+    bound: &BTreeSet<String>,
+) -> Vec<ForeignTool> {
     let ran_on = |v: &Vendor| {
         !v.inbox
             || bound
@@ -133,7 +145,7 @@ pub fn read(system: &Hive, software: Option<&Hive>, ccs: &str) -> Vec<ForeignToo
     let mut out = Vec::new();
     services(system, ccs, &mut out);
     class_filters(system, ccs, &mut out);
-    for (path, k) in &instances {
+    for (path, k) in instances {
         filter_lists(k, &format!("{ccs}\\Enum\\{path}"), &mut out);
     }
     network_providers(system, ccs, &mut out);
