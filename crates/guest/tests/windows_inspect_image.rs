@@ -601,3 +601,125 @@ fn uefi_win11_x64_dirty_system_hive_and_device_install_policy() {
     assert!(w.blockers[2].message.contains("(DenyUnspecified)"));
     assert!(w.facts.contains(&("HiberbootEnabled".into(), "1".into())));
 }
+
+/// Merge .reg text (keys under SYSTEM) into a copy of a real SYSTEM hive.
+fn edited_system(dir: &Path, base: &Path, reg: &str) -> PathBuf {
+    let hive = dir.join("SYSTEM-edited");
+    std::fs::copy(base, &hive).unwrap();
+    let r = dir.join("system.reg");
+    std::fs::write(&r, format!("Windows Registry Editor Version 5.00\n\n{reg}")).unwrap();
+    run(
+        "hivexregedit",
+        &[
+            "--merge",
+            "--prefix",
+            "HKEY_LOCAL_MACHINE\\SYSTEM",
+            hive.to_str().unwrap(),
+            r.to_str().unwrap(),
+        ],
+    );
+    hive
+}
+
+#[test]
+fn bios_2003_custom_systemroot_from_boot_ini_virtio_ready_fast_startup() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let cs = "HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001";
+    let net = "{4D36E972-E325-11CE-BFC1-08002BE10318}";
+    let system = edited_system(
+        dir,
+        &unxz(dir, "SYSTEM-win7"),
+        &format!(
+            "[{cs}\\Services\\viostor]\n\"Start\"=dword:00000000\n\"Group\"=\"SCSI miniport\"\n\"ImagePath\"=\"system32\\\\drivers\\\\viostor.sys\"\n\n\
+             [{cs}\\Control\\CriticalDeviceDatabase\\pci#ven_1af4&dev_1001&subsys_00021af4&rev_00]\n\"Service\"=\"viostor\"\n\"ClassGUID\"=\"{{4D36E97B-E325-11CE-BFC1-08002BE10318}}\"\n\n\
+             [{cs}\\Services\\partmgr\\Parameters]\n\"SanPolicy\"=dword:00000002\n\n\
+             [{cs}\\Control\\TimeZoneInformation]\n\"RealTimeIsUniversal\"=dword:00000001\n\n\
+             [{cs}\\Control\\Session Manager\\Power]\n\"HiberbootEnabled\"=dword:00000001\n\n\
+             [{cs}\\Control\\Class\\{net}\\0007]\n\"NetworkAddress\"=\"00-50-56-0A-0B-0C\"\n\n"
+        ),
+    );
+    let software = software_hive(
+        dir,
+        &[(
+            "Microsoft\\Windows NT\\CurrentVersion",
+            &[
+                "\"ProductName\"=\"Microsoft Windows Server 2003\"",
+                "\"CurrentVersion\"=\"5.2\"",
+                "\"CurrentBuildNumber\"=\"3790\"",
+            ],
+        )],
+    );
+    let p1 = ntfs_part(dir, "p1.img", 96, 2048, |m| {
+        put(
+            m,
+            "boot.ini",
+            b"[boot loader]\r\ntimeout=30\r\ndefault=multi(0)disk(0)rdisk(0)partition(1)\\WIN2K3\r\n[operating systems]\r\nmulti(0)disk(0)rdisk(0)partition(1)\\WIN2K3=\"Windows Server 2003\" /fastdetect\r\n",
+        );
+        put(m, "ntldr", b"ntldr");
+        put(
+            m,
+            "WIN2K3/system32/config/system",
+            &std::fs::read(&system).unwrap(),
+        );
+        put(
+            m,
+            "WIN2K3/system32/config/software",
+            &std::fs::read(&software).unwrap(),
+        );
+        put(m, "WIN2K3/system32/ntoskrnl.exe", &pe(0x14c));
+        put(m, "WIN2K3/system32/drivers/viostor.sys", &pe(0x14c));
+        let mut hiber = b"HIBR".to_vec();
+        hiber.resize(4096, 0);
+        put(m, "hiberfil.sys", &hiber);
+    });
+    let desc = assemble(
+        dir,
+        100,
+        "label: dos\nstart=2048, size=196608, type=7, bootable\n",
+        &[(2048, &p1)],
+    );
+    let (found, warnings) = inspect(&desc);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(found.len(), 1);
+    let w = &found[0];
+    assert_eq!(w.system, vol(1));
+    assert_eq!(w.systemroot, "WIN2K3", "found through boot.ini");
+    assert_eq!(w.boot_volume, None, "boot files on the system volume");
+    assert!(w.bcd.is_empty());
+    assert_eq!(w.firmware, Firmware::Bios);
+    assert_eq!(w.system_hive.path, "WIN2K3/System32/config/system");
+    assert_eq!(w.os_id, "win2k3");
+    assert_eq!((w.major, w.minor, w.build), (5, 2, 3790));
+    assert_eq!(w.installation_type, None);
+    assert_eq!(w.arch, Arch::X86);
+    let viostor = w
+        .storage_drivers
+        .iter()
+        .find(|d| d.name == "viostor")
+        .unwrap();
+    assert_eq!(viostor.start, Some(0));
+    assert!(viostor.file_present);
+    assert!(
+        w.virtio_ready,
+        "Start=0, file present, CDD entry for 1AF4:1001"
+    );
+    // viostor is bound to no device yet: today's boot storage is unchanged
+    assert_eq!(w.boot_storage, strs(&["atapi", "intelide", "LSI_SAS"]));
+    assert_eq!(w.nics[0].mac.as_deref(), Some("00:50:56:0a:0b:0c"));
+    assert_eq!(w.nics[1].mac, None);
+    assert_eq!(
+        ids(&w.blockers),
+        [
+            ("fast-startup".to_string(), true),
+            ("san-policy".into(), false),
+        ]
+    );
+    assert!(w.blockers[1]
+        .message
+        .starts_with("SanPolicy is 2 (OfflineShared)"));
+    assert!(w
+        .facts
+        .contains(&("RealTimeIsUniversal".into(), "1".into())));
+    assert!(w.facts.contains(&("SanPolicy".into(), "2".into())));
+}
