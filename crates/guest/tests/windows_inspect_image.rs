@@ -245,19 +245,38 @@ fn disk_info(index: usize, disk: &dyn vdisk::Disk) -> DiskInfo {
 }
 
 fn inspect(desc: &Path) -> (Vec<WindowsInstall>, Vec<String>) {
-    let disk = Counting {
-        inner: vdisk::probe::open(desc).unwrap(),
-        bytes: AtomicU64::new(0),
-    };
-    let info = disk_info(0, &disk);
-    disk.bytes.store(0, Ordering::Relaxed);
+    inspect_all(&[desc])
+}
+
+/// Inspect a VM made of the disks `descs` (in order).
+fn inspect_all(descs: &[&Path]) -> (Vec<WindowsInstall>, Vec<String>) {
+    let disks: Vec<Counting<Box<dyn vdisk::Disk>>> = descs
+        .iter()
+        .map(|d| Counting {
+            inner: vdisk::probe::open(d).unwrap(),
+            bytes: AtomicU64::new(0),
+        })
+        .collect();
+    let infos: Vec<DiskInfo> = disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| disk_info(i, d))
+        .collect();
+    for d in &disks {
+        d.bytes.store(0, Ordering::Relaxed);
+    }
+    let refs: Vec<&dyn vdisk::Disk> = disks.iter().map(|d| d as &dyn vdisk::Disk).collect();
     let t = std::time::Instant::now();
     let mut warnings = Vec::new();
-    let found = guest::windows::inspect(&[&disk], &[info], &mut warnings);
+    let found = guest::windows::inspect(&refs, &infos, &mut warnings);
     eprintln!(
         "inspect: {:?}, {} KiB read",
         t.elapsed(),
-        disk.bytes.load(Ordering::Relaxed) >> 10
+        disks
+            .iter()
+            .map(|d| d.bytes.load(Ordering::Relaxed))
+            .sum::<u64>()
+            >> 10
     );
     (found, warnings)
 }
@@ -722,4 +741,95 @@ fn bios_2003_custom_systemroot_from_boot_ini_virtio_ready_fast_startup() {
         .facts
         .contains(&("RealTimeIsUniversal".into(), "1".into())));
     assert!(w.facts.contains(&("SanPolicy".into(), "2".into())));
+}
+
+#[test]
+fn uefi_esp_on_the_first_disk_system_on_the_second() {
+    let d = tempfile::tempdir().unwrap();
+    let (d0, d1) = (d.path().join("d0"), d.path().join("d1"));
+    std::fs::create_dir_all(&d0).unwrap();
+    std::fs::create_dir_all(&d1).unwrap();
+    let bcd = unxz(d.path(), "BCD");
+    let system = unxz(d.path(), "SYSTEM-win10-1709");
+    let software = software_hive(
+        d.path(),
+        &[(
+            "Microsoft\\Windows NT\\CurrentVersion",
+            &[
+                "\"ProductName\"=\"Windows Server 2019 Datacenter\"",
+                "\"CurrentMajorVersionNumber\"=dword:0000000a",
+                "\"CurrentMinorVersionNumber\"=dword:00000000",
+                "\"CurrentBuildNumber\"=\"17763\"",
+                "\"InstallationType\"=\"Server Core\"",
+                "\"EditionID\"=\"ServerDatacenter\"",
+            ],
+        )],
+    );
+    let esp = esp_part(&d0, 16, &bcd);
+    let disk0 = assemble(
+        &d0,
+        20,
+        "label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n",
+        &[(2048, &esp)],
+    );
+    let sys = ntfs_part(&d1, "sys.img", 48, 2048, |m| {
+        put(
+            m,
+            "Windows/System32/config/SYSTEM",
+            &std::fs::read(&system).unwrap(),
+        );
+        put(
+            m,
+            "Windows/System32/config/SOFTWARE",
+            &std::fs::read(&software).unwrap(),
+        );
+        put(m, "Windows/System32/ntoskrnl.exe", &pe(0x8664));
+    });
+    let disk1 = assemble(
+        &d1,
+        52,
+        "label: gpt\nstart=2048, size=98304, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n",
+        &[(2048, &sys)],
+    );
+    let (found, warnings) = inspect_all(&[&disk0, &disk1]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(found.len(), 1);
+    let w = &found[0];
+    let (sysvol, espvol) = (
+        VolumeRef {
+            disk: 1,
+            partition: Some(1),
+        },
+        VolumeRef {
+            disk: 0,
+            partition: Some(1),
+        },
+    );
+    assert_eq!(w.system, sysvol);
+    assert_eq!(w.boot_volume, Some(espvol.clone()));
+    assert_eq!(
+        w.bcd,
+        vec![HiveRef {
+            volume: espvol,
+            path: "EFI/Microsoft/Boot/BCD".into()
+        }]
+    );
+    assert_eq!(w.system_hive.volume, sysvol);
+    assert_eq!(w.firmware, Firmware::Uefi);
+    assert_eq!(w.os_id, "win2k19");
+    assert_eq!(w.installation_type.as_deref(), Some("Server Core"));
+    assert_eq!(w.edition_id.as_deref(), Some("ServerDatacenter"));
+    assert_eq!(w.arch, Arch::Amd64);
+    let text = guest::windows::describe(w);
+    assert!(
+        text.contains(
+            &"  boot volume: disk0 partition 1; firmware: UEFI; BCD: EFI/Microsoft/Boot/BCD"
+                .to_string()
+        ),
+        "{text:#?}"
+    );
+    assert!(
+        text.contains(&"  system volume: disk1 partition 1, systemroot \\Windows".to_string()),
+        "{text:#?}"
+    );
 }
