@@ -692,6 +692,15 @@ fn bios_2003_custom_systemroot_from_boot_ini_virtio_ready_fast_startup() {
         hiber.resize(4096, 0);
         put(m, "hiberfil.sys", &hiber);
     });
+    // ntfsfix marks the volume dirty (chkdsk at the next Windows boot)
+    // before it refuses to remount the hibernated volume (exit status 1)
+    testkit::need("ntfsfix");
+    let o = testkit::output_of(Command::new("ntfsfix").arg(&p1));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("Setting required flags on partition... OK"),
+        "{said}"
+    );
     let desc = assemble(
         dir,
         100,
@@ -731,10 +740,15 @@ fn bios_2003_custom_systemroot_from_boot_ini_virtio_ready_fast_startup() {
         ids(&w.blockers),
         [
             ("fast-startup".to_string(), true),
+            ("dirty-ntfs".into(), true),
             ("san-policy".into(), false),
         ]
     );
-    assert!(w.blockers[1]
+    assert_eq!(
+        w.blockers[1].message,
+        "disk0 partition 1 was not cleanly unmounted: the volume's dirty flag is set. Boot the source VM and shut it down fully (shutdown /s /t 0), or run chkdsk /f, before migrating"
+    );
+    assert!(w.blockers[2]
         .message
         .starts_with("SanPolicy is 2 (OfflineShared)"));
     assert!(w

@@ -384,12 +384,12 @@ fn collect_blockers(v: &OpenVol<'_>, h: &Hives, ccs: &str, infos: &[DiskInfo]) -
         hiberfil(&v.vol),
         blockers::hiberboot(&h.system, ccs),
     ));
-    if v.vol.dirty() {
+    if let Some(why) = v.vol.unclean() {
         out.push(Blocker {
             id: "dirty-ntfs".into(),
             refuse: true,
             message: format!(
-                "{} is marked dirty (not cleanly unmounted): boot the source VM and shut it down cleanly, or run chkdsk /f, before migrating",
+                "{} was not cleanly unmounted: {why}. Boot the source VM and shut it down fully (shutdown /s /t 0), or run chkdsk /f, before migrating",
                 vol_name(&v.info.volume)
             ),
         });

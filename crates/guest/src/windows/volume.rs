@@ -220,11 +220,21 @@ impl<'a> Vol<'a> {
         Ok(buf)
     }
 
-    /// The NTFS volume's dirty flag (false on FAT).
-    pub fn dirty(&self) -> bool {
-        match self {
-            Vol::Ntfs(v) => v.info().dirty(),
-            Vol::Fat(_) => false,
+    /// Why the NTFS volume was not cleanly unmounted (its dirty flag, or a
+    /// `$LogFile` Windows would replay); `None` when clean and on FAT.
+    pub fn unclean(&self) -> Option<String> {
+        let Vol::Ntfs(v) = self else {
+            return None;
+        };
+        if v.info().dirty() {
+            return Some("the volume's dirty flag is set".into());
+        }
+        match v.logfile_state() {
+            Ok(ntfs::safety::LogState::Unclean(why)) => {
+                Some(format!("$LogFile holds work Windows would replay ({why})"))
+            }
+            Ok(_) => None,
+            Err(e) => Some(format!("$LogFile cannot be read ({e})")),
         }
     }
 
