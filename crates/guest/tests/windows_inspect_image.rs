@@ -847,3 +847,75 @@ fn uefi_esp_on_the_first_disk_system_on_the_second() {
         "{text:#?}"
     );
 }
+
+#[test]
+fn bios_xp_boot_ini_on_a_fat_first_partition_windows_on_the_second() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let system = unxz(dir, "SYSTEM-win7");
+    let software = software_hive(
+        dir,
+        &[(
+            "Microsoft\\Windows NT\\CurrentVersion",
+            &[
+                "\"ProductName\"=\"Microsoft Windows XP\"",
+                "\"CurrentVersion\"=\"5.1\"",
+                "\"CurrentBuildNumber\"=\"2600\"",
+            ],
+        )],
+    );
+    testkit::need("mkfs.fat");
+    let boot = dir.join("boot.img");
+    testkit::sparse_file(&boot, 16 << 20);
+    run("mkfs.fat", &["-F", "16", boot.to_str().unwrap()]);
+    let ini = dir.join("boot.ini");
+    std::fs::write(
+        &ini,
+        "[boot loader]\r\ndefault=multi(0)disk(0)rdisk(0)partition(2)\\WINDOWS\r\n[operating systems]\r\nmulti(0)disk(0)rdisk(0)partition(2)\\WINDOWS=\"Microsoft Windows XP Professional\" /fastdetect\r\n",
+    )
+    .unwrap();
+    let ntldr = dir.join("ntldr");
+    std::fs::write(&ntldr, b"ntldr").unwrap();
+    for (f, name) in [(&ini, "::boot.ini"), (&ntldr, "::ntldr")] {
+        run(
+            "mcopy",
+            &["-i", boot.to_str().unwrap(), f.to_str().unwrap(), name],
+        );
+    }
+    let p2 = ntfs_part(dir, "p2.img", 48, 34816, |m| {
+        put(
+            m,
+            "WINDOWS/system32/config/system",
+            &std::fs::read(&system).unwrap(),
+        );
+        put(
+            m,
+            "WINDOWS/system32/config/software",
+            &std::fs::read(&software).unwrap(),
+        );
+        put(m, "WINDOWS/system32/ntoskrnl.exe", &pe(0x14c));
+    });
+    let desc = assemble(
+        dir,
+        70,
+        "label: dos\nstart=2048, size=32768, type=6, bootable\nstart=34816, size=98304, type=7\n",
+        &[(2048, &boot), (34816, &p2)],
+    );
+    let (found, warnings) = inspect(&desc);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(found.len(), 1);
+    let w = &found[0];
+    assert_eq!(w.system, vol(2));
+    assert_eq!(w.systemroot, "WINDOWS");
+    assert_eq!(
+        w.boot_volume,
+        Some(vol(1)),
+        "boot.ini and ntldr on the FAT partition"
+    );
+    assert!(w.bcd.is_empty());
+    assert_eq!(w.firmware, Firmware::Bios);
+    assert_eq!(w.os_id, "winxp");
+    assert_eq!(w.product_name, "Microsoft Windows XP");
+    assert_eq!(w.software_hive.path, "WINDOWS/System32/config/software");
+    assert_eq!(w.arch, Arch::X86);
+}

@@ -172,20 +172,25 @@ fn system_roots(vol: &Vol<'_>, candidates: &[String]) -> Vec<String> {
 }
 
 /// The volume Windows boots from for the system volume `sys`: the system
-/// volume itself when it holds the boot files, else a volume with a BCD
-/// (same disk first).
+/// volume itself when it holds the boot files, else another volume with a
+/// BCD (same disk first), else one with NT 5 boot files (`boot.ini`,
+/// `ntldr`).
 fn boot_volume(vols: &[OpenVol<'_>], stores: &[BootStore], sys: usize) -> Option<usize> {
     let own = &stores[sys];
     if !own.bcd.is_empty() || own.bios_files {
         return None;
     }
     let disk = vols[sys].info.volume.disk;
-    let with_bcd = |same: bool| {
-        (0..vols.len()).find(|&i| {
-            i != sys && !stores[i].bcd.is_empty() && (vols[i].info.volume.disk == disk) == same
-        })
+    let find = |same: bool, has: &dyn Fn(&BootStore) -> bool| {
+        (0..vols.len())
+            .find(|&i| i != sys && has(&stores[i]) && (vols[i].info.volume.disk == disk) == same)
     };
-    with_bcd(true).or_else(|| with_bcd(false))
+    let bcd = |s: &BootStore| !s.bcd.is_empty();
+    let nt5 = |s: &BootStore| s.bios_files;
+    find(true, &bcd)
+        .or_else(|| find(false, &bcd))
+        .or_else(|| find(true, &nt5))
+        .or_else(|| find(false, &nt5))
 }
 
 /// The hives and what opening them found.
