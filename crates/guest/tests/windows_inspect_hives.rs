@@ -183,6 +183,10 @@ fn win7_32bit_facts() {
         vec![
             ("SanPolicy".to_string(), "1".to_string()),
             ("CrashControl.AutoReboot".into(), "1".into()),
+            ("Setup.SetupType".into(), "0".into()),
+            ("Setup.SystemSetupInProgress".into(), "0".into()),
+            ("Setup.OOBEInProgress".into(), "0".into()),
+            ("Setup.CmdLine".into(), "".into()),
             ("TimeZone".into(), "Eastern Standard Time".into()),
         ]
     );
@@ -325,6 +329,10 @@ fn win10_1709_vmware_guest_facts() {
             ("HiberbootEnabled".to_string(), "1".to_string()),
             ("SanPolicy".into(), "1".into()),
             ("CrashControl.AutoReboot".into(), "1".into()),
+            ("Setup.SetupType".into(), "0".into()),
+            ("Setup.SystemSetupInProgress".into(), "0".into()),
+            ("Setup.OOBEInProgress".into(), "0".into()),
+            ("Setup.CmdLine".into(), "".into()),
             ("TimeZone".into(), "Pacific Standard Time".into()),
         ]
     );

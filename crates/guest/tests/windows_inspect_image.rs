@@ -369,7 +369,7 @@ fn bios_win7_x86_vmware_guest_hibernated_with_a_bitlocker_volume() {
     let desc = assemble(
         dir,
         (20 << 10) + 32,
-        "label: dos\nlabel-id: 0x5cbea03e\nstart=2048, size=16384, type=7, bootable\nstart=18432, size=41943040, type=7\nstart=41961472, size=16384, type=7\n",
+        "label: dos\nlabel-id: 0x0badcafe\nstart=2048, size=16384, type=7, bootable\nstart=18432, size=41943040, type=7\nstart=41961472, size=16384, type=7\n",
         &[(2048, &p1), (18432, &p2), (41961472, &p3)],
     );
     let (found, warnings) = inspect(&desc);
@@ -467,6 +467,8 @@ fn bios_win7_x86_vmware_guest_hibernated_with_a_bitlocker_volume() {
     assert!(w.blockers[1]
         .message
         .starts_with("disk0 partition 3 is BitLocker"));
+    // MountedDevices names C: by signature 0x5cbea03e, not this disk's
+    assert!(!w.facts.iter().any(|(k, _)| k.starts_with("drive ")));
     let text = guest::windows::describe(w);
     assert_eq!(
         text[0],
@@ -704,7 +706,7 @@ fn bios_2003_custom_systemroot_from_boot_ini_virtio_ready_fast_startup() {
     let desc = assemble(
         dir,
         100,
-        "label: dos\nstart=2048, size=196608, type=7, bootable\n",
+        "label: dos\nlabel-id: 0x5cbea03e\nstart=2048, size=196608, type=7, bootable\n",
         &[(2048, &p1)],
     );
     let (found, warnings) = inspect(&desc);
@@ -755,6 +757,10 @@ fn bios_2003_custom_systemroot_from_boot_ini_virtio_ready_fast_startup() {
         .facts
         .contains(&("RealTimeIsUniversal".into(), "1".into())));
     assert!(w.facts.contains(&("SanPolicy".into(), "2".into())));
+    // MountedDevices: C: = signature 0x5cbea03e, offset 1 MiB
+    assert!(w
+        .facts
+        .contains(&("drive C:".into(), "disk0 partition 1".into())));
 }
 
 #[test]
@@ -764,7 +770,12 @@ fn uefi_esp_on_the_first_disk_system_on_the_second() {
     std::fs::create_dir_all(&d0).unwrap();
     std::fs::create_dir_all(&d1).unwrap();
     let bcd = unxz(d.path(), "BCD");
-    let system = unxz(d.path(), "SYSTEM-win10-1709");
+    // C: by GPT partition GUID (DMIO:ID: + the GUID's bytes)
+    let system = edited_system(
+        d.path(),
+        &unxz(d.path(), "SYSTEM-win10-1709"),
+        "[HKEY_LOCAL_MACHINE\\SYSTEM\\MountedDevices]\n\"\\\\DosDevices\\\\C:\"=hex(3):44,4d,49,4f,3a,49,44,3a,2a,3f,0f,6e,2c,1b,5e,4d,8f,90,a1,b2,c3,d4,e5,f6\n\n",
+    );
     let software = software_hive(
         d.path(),
         &[(
@@ -802,7 +813,7 @@ fn uefi_esp_on_the_first_disk_system_on_the_second() {
     let disk1 = assemble(
         &d1,
         52,
-        "label: gpt\nstart=2048, size=98304, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n",
+        "label: gpt\nstart=2048, size=98304, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, uuid=6E0F3F2A-1B2C-4D5E-8F90-A1B2C3D4E5F6\n",
         &[(2048, &sys)],
     );
     let (found, warnings) = inspect_all(&[&disk0, &disk1]);
@@ -832,6 +843,12 @@ fn uefi_esp_on_the_first_disk_system_on_the_second() {
     assert_eq!(w.firmware, Firmware::Uefi);
     assert_eq!(w.os_id, "win2k19");
     assert_eq!(w.installation_type.as_deref(), Some("Server Core"));
+    assert!(
+        w.facts
+            .contains(&("drive C:".into(), "disk1 partition 1".into())),
+        "{:?}",
+        w.facts
+    );
     assert_eq!(w.edition_id.as_deref(), Some("ServerDatacenter"));
     assert_eq!(w.arch, Arch::Amd64);
     let text = guest::windows::describe(w);

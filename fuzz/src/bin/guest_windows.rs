@@ -4,7 +4,7 @@
 //! reader over a SYSTEM/SOFTWARE/BCD hive (control sets, storage drivers,
 //! NICs, foreign tools, blockers, version): errors and absent facts are
 //! fine, panics and unbounded work are not.
-use guest::windows::{blockers, boot, bootdrivers, controlset, nics, pe, tools, version};
+use guest::windows::{blockers, boot, bootdrivers, controlset, letters, nics, pe, tools, version};
 use libfuzzer_sys::fuzz_target;
 use regf::{Hive, ReplayPolicy, Value};
 
@@ -23,6 +23,12 @@ fn build() -> Vec<u8> {
     };
     s(&mut h, "Select", "Current", Value::Dword(1));
     s(&mut h, "Select", "LastKnownGood", Value::Dword(2));
+    s(
+        &mut h,
+        "MountedDevices",
+        "\\DosDevices\\C:",
+        Value::Binary(vec![0x3e, 0xa0, 0xbe, 0x5c, 0, 0, 0x10, 0, 0, 0, 0, 0]),
+    );
     s(&mut h, "ControlSet002", "x", Value::Dword(0));
     let cs = "ControlSet001";
     s(
@@ -167,4 +173,15 @@ fuzz_target!(|data: &[u8]| {
         let _ = v.os_id();
     }
     let _ = boot::bcd_roots(&h);
+    let _ = letters::parse_mounted(data);
+    let layout = letters::Layout {
+        volume: guest::plan::VolumeRef {
+            disk: 0,
+            partition: Some(1),
+        },
+        mbr_signature: Some(0x5cbea03e),
+        start: 1 << 20,
+        gpt_guid: Some("12345678-1234-5678-9ABC-DEF012345678".into()),
+    };
+    let _ = letters::drive_letters(&h, &[layout]);
 });

@@ -204,6 +204,12 @@ pub fn facts(system: &Hive, ccs: &str) -> Vec<(String, String)> {
         format!("{ccs}\\Control\\CrashControl"),
         "AutoReboot",
     );
+    for v in ["SetupType", "SystemSetupInProgress", "OOBEInProgress"] {
+        dw(&format!("Setup.{v}"), "Setup".into(), v);
+    }
+    if let Some(c) = reg::key(system, "Setup").and_then(|k| reg::string(&k, "CmdLine")) {
+        out.push(("Setup.CmdLine".into(), c));
+    }
     if let Some(tz) =
         reg::key(system, &format!("{ccs}\\Control\\TimeZoneInformation")).and_then(|k| {
             reg::string(&k, "TimeZoneKeyName").or_else(|| reg::string(&k, "StandardName"))

@@ -12,6 +12,7 @@ pub mod bootdrivers;
 pub mod controlset;
 mod describe;
 pub mod hives;
+pub mod letters;
 pub mod nics;
 pub mod pe;
 pub mod reg;
@@ -57,6 +58,7 @@ pub fn inspect(
     warnings: &mut Vec<String>,
 ) -> Vec<WindowsInstall> {
     let vols = open_volumes(disks, infos, warnings);
+    let layouts = letters::layouts(disks, infos);
     let stores: Vec<BootStore> = vols.iter().map(|v| boot_store(v, warnings)).collect();
     let mut candidates: Vec<String> = stores.iter().flat_map(|s| s.roots.clone()).collect();
     candidates.extend(["Windows".to_string(), "WINNT".to_string()]);
@@ -66,7 +68,7 @@ pub fn inspect(
             continue;
         }
         for root in system_roots(&v.vol, &candidates) {
-            if let Some(w) = inspect_install(&vols, &stores, i, &root, infos, warnings) {
+            if let Some(w) = inspect_install(&vols, &stores, i, &root, infos, &layouts, warnings) {
                 out.push(w);
             }
         }
@@ -316,6 +318,7 @@ fn inspect_install(
     sys: usize,
     root: &str,
     infos: &[DiskInfo],
+    layouts: &[letters::Layout],
     warnings: &mut Vec<String>,
 ) -> Option<WindowsInstall> {
     let v = &vols[sys];
@@ -348,6 +351,10 @@ fn inspect_install(
     let instances = bootdrivers::enum_instances(&h.system, &ccs);
     let bound = bootdrivers::bound_services(&instances);
     let blockers = collect_blockers(v, &h, &ccs, infos);
+    let mut facts = blockers::facts(&h.system, &ccs);
+    for (letter, vol) in letters::drive_letters(&h.system, layouts) {
+        facts.push((format!("drive {letter}"), vol_name(&vol)));
+    }
     Some(WindowsInstall {
         system: v.info.volume.clone(),
         systemroot: root.to_string(),
@@ -376,7 +383,7 @@ fn inspect_install(
         nics: nics::read(&h.system, &ccs),
         foreign_tools: tools::read_with(&h.system, h.software.as_ref(), &ccs, &instances, &bound),
         blockers,
-        facts: blockers::facts(&h.system, &ccs),
+        facts,
         control_sets: cs,
         system_hive: h.system_ref,
         software_hive: h.software_ref,
