@@ -359,3 +359,59 @@ fn dirty_hive_with_usable_logs_is_replayed_and_only_warned_about() {
     let dump = |h: &Hive| h.export_reg("", "HKEY_CURRENT_USER").unwrap();
     assert_ne!(dump(&replayed.hive), dump(&as_is.hive));
 }
+
+#[test]
+fn inbox_hyper_v_drivers_count_as_foreign_only_once_bound_to_a_vmbus_device() {
+    testkit::need("hivexregedit");
+    let d = tempfile::tempdir().unwrap();
+    let p = unxz(d.path(), "SYSTEM-win7");
+    let reg = d.path().join("vmbus.reg");
+    std::fs::write(
+        &reg,
+        "Windows Registry Editor Version 5.00\n\n\
+         [HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Enum\\VMBUS]\n\n\
+         [HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Enum\\VMBUS\\{ba6163d9-04a1-4d29-b605-72e2ffb1dc7f}]\n\n\
+         [HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Enum\\VMBUS\\{ba6163d9-04a1-4d29-b605-72e2ffb1dc7f}\\5&1]\n\
+         \"Service\"=\"storvsc\"\n\n",
+    )
+    .unwrap();
+    let before = {
+        let h = hives::open_bytes(std::fs::read(&p).unwrap(), &[], "SYSTEM")
+            .unwrap()
+            .hive;
+        tool_set(&tools::read(&h, None, "ControlSet001"))
+    };
+    testkit::run_tool(
+        "hivexregedit",
+        &[
+            "--merge",
+            "--prefix",
+            "HKEY_LOCAL_MACHINE\\SYSTEM",
+            p.to_str().unwrap(),
+            reg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        hivexget(
+            &p,
+            "ControlSet001\\Enum\\VMBUS\\{ba6163d9-04a1-4d29-b605-72e2ffb1dc7f}\\5&1",
+            "Service"
+        ),
+        "storvsc"
+    );
+    let h = hives::open_bytes(std::fs::read(&p).unwrap(), &[], "SYSTEM")
+        .unwrap()
+        .hive;
+    let after = tool_set(&tools::read(&h, None, "ControlSet001"));
+    let added: Vec<&String> = after.iter().filter(|t| !before.contains(t)).collect();
+    assert_eq!(
+        added,
+        [
+            "hyperv service VMBusHID",
+            "hyperv service storflt",
+            "hyperv service storvsc",
+            "hyperv service vmbus",
+        ]
+    );
+    assert!(!before.iter().any(|t| t.starts_with("hyperv")));
+}
