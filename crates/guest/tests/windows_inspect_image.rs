@@ -470,6 +470,17 @@ fn bios_win7_x86_vmware_guest_hibernated_with_a_bitlocker_volume() {
     // MountedDevices names C: by signature 0x5cbea03e, not this disk's
     assert!(!w.facts.iter().any(|(k, _)| k.starts_with("drive ")));
     let text = guest::windows::describe(w);
+    assert!(
+        text.contains(
+            &"  storage driver LSI_SCSI: start 0, group SCSI Miniport, image system32\\drivers\\lsi_scsi.sys, file missing".to_string()
+        ),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|l| l.starts_with("  other storage drivers: pciide (start 3), msahci (start 3),")),
+        "{text:#?}"
+    );
     assert_eq!(
         text[0],
         "Windows: Windows 7 Professional (win7, NT 6.1 build 7601, x86, edition Professional, Client)"

@@ -63,7 +63,26 @@ pub fn describe(w: &WindowsInstall) -> Vec<String> {
             w.control_sets.in_use.join(", ")
         ),
     ];
-    for d in &w.storage_drivers {
+    // boot-start, VirtIO and overridden drivers in full; the rest on one line
+    let detailed = |d: &&crate::inspect::ServiceState| {
+        d.start == Some(0)
+            || !d.start_override.is_empty()
+            || d.name.eq_ignore_ascii_case("viostor")
+            || d.name.eq_ignore_ascii_case("vioscsi")
+    };
+    let others: Vec<String> = w
+        .storage_drivers
+        .iter()
+        .filter(|d| !detailed(d))
+        .map(|d| {
+            format!(
+                "{} (start {})",
+                d.name,
+                d.start.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+            )
+        })
+        .collect();
+    for d in w.storage_drivers.iter().filter(detailed) {
         let so: Vec<String> = d
             .start_override
             .iter()
@@ -82,6 +101,9 @@ pub fn describe(w: &WindowsInstall) -> Vec<String> {
             opt(&d.image_path),
             if d.file_present { "present" } else { "missing" }
         ));
+    }
+    if !others.is_empty() {
+        out.push(format!("  other storage drivers: {}", others.join(", ")));
     }
     out.push(format!(
         "  boot storage today: {}; VirtIO storage boot-ready: {}",
