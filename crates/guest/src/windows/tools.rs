@@ -103,11 +103,9 @@ pub const VENDORS: &[Vendor] = &[
 
 fn matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
-        Some(p) => {
-            name.len() >= p.len()
-                && name[..p.len()].eq_ignore_ascii_case(p)
-                && name.is_char_boundary(p.len())
-        }
+        Some(p) => name
+            .get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p)),
         None => pattern.eq_ignore_ascii_case(name),
     }
 }
@@ -272,5 +270,8 @@ mod tests {
         assert_eq!(vendor_of("vboxsf").map(|v| v.id), Some("virtualbox"));
         assert!(vendor_of("mouclass").is_none());
         assert!(vendor_of("prl").is_none());
+        // a prefix length that falls inside a multi-byte character
+        assert!(vendor_of("x\u{20ac}").is_none());
+        assert!(vendor_of("pr\u{20ac}").is_none());
     }
 }
