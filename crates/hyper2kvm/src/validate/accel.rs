@@ -136,15 +136,18 @@ pub fn remember_kvm_failure(argv: &[String], why: &str) {
 
 /// Whether a boot under KVM that ended with `outcome` should be retried
 /// once under TCG, and why: QEMU itself died (killed by a signal, such as
-/// the abort of a failed assertion, or exited non-zero with KVM named on
-/// its stderr) before the guest printed anything (`guest_output`: serial,
-/// firmware log, screen text or any marker). A guest that printed, failed
-/// or timed out is a verdict on the guest, not on KVM.
+/// the abort of a failed `kvm_buf_set_msrs` assertion, or exited non-zero,
+/// as with `kernel doesn't allow setting HyperV VP_INDEX`) before the
+/// guest printed anything (`guest_output`: serial, firmware log, screen
+/// text or any marker). A guest that printed, failed, reset or timed out
+/// is a verdict on the guest, not on KVM. (A command line QEMU refuses
+/// whatever the accelerator also dies early; the retry then fails the
+/// same way, which costs a second and says so.)
 pub fn retry_under_tcg(outcome: &BootOutcome, guest_output: bool) -> Option<String> {
     let BootOutcome::QemuExited { status, stderr } = outcome else {
         return None;
     };
-    if guest_output {
+    if guest_output || *status == Some(0) {
         return None;
     }
     let last = stderr
@@ -153,11 +156,9 @@ pub fn retry_under_tcg(outcome: &BootOutcome, guest_output: bool) -> Option<Stri
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    let names_kvm = stderr.to_ascii_lowercase().contains("kvm");
     let how = match status {
         None => "killed by a signal".to_string(),
-        Some(c) if *c != 0 && names_kvm => format!("exit status {c}"),
-        Some(_) => return None,
+        Some(c) => format!("exit status {c}"),
     };
     Some(if last.is_empty() {
         how
@@ -241,10 +242,15 @@ pub fn run_probe(target: &ProbeTarget, accel: ConcreteAccel) -> (ConcreteAccel, 
         Ok(s) => s,
         Err(e) => return (ConcreteAccel::Tcg, format!("probe: {e}; using tcg")),
     };
+    // 1 MiB: SeaBIOS's AHCI driver (q35) cannot read a 64 KiB disk.
     let disk = dir.path().join("probe.raw");
-    let mut img = vec![0u8; 64 * 1024];
-    img[..512].copy_from_slice(&sector);
-    if let Err(e) = std::fs::write(&disk, &img) {
+    let written = std::fs::write(&disk, sector).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&disk)?
+            .set_len(1 << 20)
+    });
+    if let Err(e) = written {
         return (ConcreteAccel::Tcg, format!("probe: {e}; using tcg"));
     }
     let spec = BootSpec {
