@@ -146,7 +146,10 @@ fn check_refuses_exactly_what_the_writers_refuse() {
     }
     // 30 NICs never fit on one root bus; without NICs everything does.
     assert!(refused.iter().all(|r| r.4 >= 20), "{refused:?}");
-    assert!(!refused.iter().any(|r| r.4 == 20 && r.1 == 1), "{refused:?}");
+    assert!(
+        !refused.iter().any(|r| r.4 == 20 && r.1 == 1),
+        "{refused:?}"
+    );
     for os in ["win10", "winxppro"] {
         for phase in [Phase::Bootstrap, Phase::Final] {
             assert!(

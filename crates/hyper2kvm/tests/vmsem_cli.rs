@@ -229,7 +229,9 @@ fn memory_and_vcpus_are_range_checked_like_vmx_values() {
             "0 vCPUs is out of range",
         ),
     ] {
-        let e = load(std::slice::from_ref(&raw), &ov, false).err().expect("refused");
+        let e = load(std::slice::from_ref(&raw), &ov, false)
+            .err()
+            .expect("refused");
         assert!(format!("{e:#}").contains(needle), "{e:#}");
     }
     // The limits themselves are fine.
