@@ -151,3 +151,77 @@ fn retry_under_tcg_only_when_qemu_dies_before_any_guest_output() {
     };
     assert_eq!(retry_under_tcg(&failure, false), None);
 }
+
+#[test]
+fn auto_boot_that_dies_under_kvm_before_output_is_retried_under_tcg() {
+    // `maxcpus=1025` passes QEMU's q35 limit (4096) but not KVM's (1024
+    // on this project's hosts); the probe (no -smp) passes under KVM. So
+    // where KVM works, the first boot dies before any guest output and the
+    // retry under TCG boots. Where KVM is unusable, the probe picks TCG.
+    use hyper2kvm::validate::bootsector::{Action, BootSector};
+    use hyper2kvm::validate::{boot, Accel, BootSpec, CustomMarker, MarkerKind};
+    testkit::need("qemu-system-x86_64");
+    let t = tempfile::tempdir().unwrap();
+    let disk = t.path().join("boot.raw");
+    let sector = BootSector::serial("BOOT OK\r\n", Action::Halt)
+        .assemble()
+        .unwrap();
+    std::fs::write(&disk, sector).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let argv: Vec<String> = [
+        "qemu-system-x86_64",
+        "-machine",
+        "q35",
+        "-cpu",
+        "max",
+        "-m",
+        "128", // SeaBIOS's AHCI fails in 32 MiB with 1025 possible CPUs
+        "-smp",
+        "1,maxcpus=1025",
+        "-nic",
+        "none",
+        "-drive",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([format!("file={},format=raw,if=ide", disk.display())])
+    .collect();
+    let mut spec = BootSpec::new(argv, "retry", &t.path().join("out"));
+    spec.timeout = std::time::Duration::from_secs(60);
+    spec.accel = Accel::Auto;
+    spec.markers = vec![CustomMarker {
+        kind: MarkerKind::Success,
+        text: "BOOT OK".into(),
+    }];
+    let r = boot(&spec).unwrap();
+    eprintln!("{}: {} {:.1}s {:?}", r.accel, r.reason, r.seconds, r.notes);
+    assert!(r.ok, "{}: {:?}", r.reason, r.notes);
+    assert_eq!(r.accel, "tcg", "{:?}", r.notes);
+    let kvm_log = t.path().join("out/retry-qemu-kvm.log");
+    if r.notes.iter().any(|n| n.contains("using kvm")) {
+        let note = r
+            .notes
+            .iter()
+            .find(|n| n.contains("QEMU died under KVM before the guest printed anything"))
+            .unwrap_or_else(|| panic!("{:?}", r.notes));
+        assert!(
+            note.contains("exit status 1")
+                && note.contains("maximum cpus supported by KVM")
+                && note.contains("retried once under TCG"),
+            "{note}"
+        );
+        let log = std::fs::read_to_string(&kvm_log).unwrap();
+        assert!(log.contains("maximum cpus supported by KVM"), "{log}");
+        // The next boot of the same target goes straight to TCG.
+        let (a, why) = hyper2kvm::validate::resolve_accel(Accel::Auto, &spec.argv);
+        assert_eq!(a, ConcreteAccel::Tcg);
+        assert!(why[0].contains("died under KVM"), "{why:?}");
+    } else {
+        assert!(!kvm_log.exists());
+    }
+}
