@@ -28,7 +28,9 @@
 //! [`writer::Phase`] (bootstrap on inbox-driver devices, or final on
 //! virtio) and the rest; [`writer::libvirt_xml`] and
 //! [`writer::qemu_command`] render the same device plan (one PCI slot
-//! allocator per domain), so both outputs agree. [`writer::prepare_nvram`]
+//! allocator per domain), so both outputs agree; [`writer::check`] runs
+//! every refusal of that plan without rendering (for planning before any
+//! disk is converted). [`writer::prepare_nvram`]
 //! copies a per-VM OVMF variable store.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

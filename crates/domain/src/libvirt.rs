@@ -201,11 +201,7 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
         let src = d.child("source");
         let file = src.and_then(|s| s.attr("file").or(s.attr("dev")));
         if dev == "cdrom" {
-            m.cdroms.push(CdromDevice {
-                controller,
-                unit,
-                image: file.map(String::from),
-            });
+            m.push_unattached_cdrom(controller, unit, file.map(String::from));
             continue;
         }
         if dev != "disk" {

@@ -23,6 +23,14 @@ pub enum SourceKind {
     Disks,
 }
 
+/// Largest guest memory accepted from any source or the command line, in
+/// MiB (64 TiB).
+pub const MAX_MEMORY_MIB: u64 = 64 << 20;
+
+/// Most vCPUs accepted from any source or the command line (VMware's own
+/// limit; the `pc` machine type allows only 255, checked by the writers).
+pub const MAX_VCPUS: u32 = 1024;
+
 /// A complete description of the source VM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VmModel {
@@ -239,7 +247,8 @@ pub struct DiskDevice {
     pub snapshot_delta: bool,
 }
 
-/// A CD/DVD drive. Images are recorded, not carried over.
+/// A CD/DVD drive. An image found on this host ([`CdromDevice::path`]) is
+/// attached to the bootstrap domain; others are recorded only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CdromDevice {
     /// The controller.
@@ -248,6 +257,11 @@ pub struct CdromDevice {
     pub unit: u32,
     /// Image or host device name as written in the source, if any.
     pub image: Option<String>,
+    /// The image file on this host, resolved through the open gate, when
+    /// it exists and the source connects it at power-on; `None` for host
+    /// drives, empty drives and images not found (the parser warns).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
 }
 
 /// Network adapter model in the source.
@@ -356,6 +370,27 @@ impl VmModel {
         if self.boot_disk().is_none() && !self.disks.is_empty() {
             self.disks[0].boot = true;
         }
+    }
+
+    /// Record a CD/DVD drive whose image is not attached to the domains
+    /// (sources other than VMX), with a warning when it had an image.
+    pub(crate) fn push_unattached_cdrom(
+        &mut self,
+        controller: Controller,
+        unit: u32,
+        image: Option<String>,
+    ) {
+        if let Some(i) = &image {
+            self.warnings.push(format!(
+                "source CD-ROM image {i:?} is not carried over (attach it by hand if the guest needs it)"
+            ));
+        }
+        self.cdroms.push(CdromDevice {
+            controller,
+            unit,
+            image,
+            path: None,
+        });
     }
 
     /// Build a model from bare disk images (Hyper-V VHD/VHDX, raw...) and

@@ -509,11 +509,7 @@ pub fn parse_descriptor(
                 .and_then(|fid| files.get(fid))
                 .map(|fr| fr.href.clone())
                 .or_else(|| Some(host.to_string()).filter(|h| !h.is_empty()));
-            m.cdroms.push(CdromDevice {
-                controller,
-                unit,
-                image,
-            });
+            m.push_unattached_cdrom(controller, unit, image);
         }
     }
     let mut vbox_nics = vbox_nics.into_iter();

@@ -131,11 +131,9 @@ pub fn parse(path: &Path, data: &[u8], opts: &ParseOptions) -> Result<VmModel> {
                         snapshot_delta: *child,
                     });
                 }
-                "DVD" => m.cdroms.push(CdromDevice {
-                    controller: controller.clone(),
-                    unit,
-                    image: found.map(|f| f.0.clone()),
-                }),
+                "DVD" => {
+                    m.push_unattached_cdrom(controller.clone(), unit, found.map(|f| f.0.clone()))
+                }
                 _ => {}
             }
         }

@@ -137,8 +137,22 @@ pub fn vmware_uuid_bytes(text: &str) -> Option<[u8; 16]> {
     Some(b)
 }
 
-/// Parse `ide0:1`-style device ids into (bus, controller, unit).
+/// Highest controller index and unit read from device ids; devices beyond
+/// them are dropped with a warning.
+const MAX_CONTROLLER: u32 = 64;
+const MAX_UNIT: u32 = 255;
+/// Network adapters `ethernet0` to `ethernet99` are read; any above are
+/// dropped with a warning (VMware itself allows 10).
+const MAX_NIC_INDEX: u32 = 100;
+
+/// Parse `ide0:1`-style device ids into (bus, controller, unit), within
+/// [`MAX_CONTROLLER`] and [`MAX_UNIT`].
 fn device_id(prefix: &str) -> Option<(BusKind, u32, u32)> {
+    device_id_any(prefix).filter(|(_, c, u)| *c <= MAX_CONTROLLER && *u <= MAX_UNIT)
+}
+
+/// Parse `ide0:1`-style device ids, whatever the numbers.
+fn device_id_any(prefix: &str) -> Option<(BusKind, u32, u32)> {
     let (bus, rest) = [
         ("scsi", BusKind::Scsi),
         ("sata", BusKind::Sata),
@@ -150,9 +164,6 @@ fn device_id(prefix: &str) -> Option<(BusKind, u32, u32)> {
     let (c, u) = rest.split_once(':')?;
     let c: u32 = c.parse().ok()?;
     let u: u32 = u.parse().ok()?;
-    if c > 64 || u > 255 {
-        return None;
-    }
     Some((bus, c, u))
 }
 
@@ -199,7 +210,7 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
         ));
     }
     match vmx.get("memsize").map(|v| v.trim().parse::<u64>()) {
-        Some(Ok(v)) if v > 0 && v <= 64 << 20 => m.memory_mib = v,
+        Some(Ok(v)) if v > 0 && v <= MAX_MEMORY_MIB => m.memory_mib = v,
         Some(_) => {
             return Err(Error::invalid(
                 path,
@@ -225,8 +236,8 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
             },
         }
     };
-    let vcpus = num("numvcpus", 1, 1024)?;
-    let cps = num("cpuid.coresPerSocket", 1, 1024)?;
+    let vcpus = num("numvcpus", 1, MAX_VCPUS)?;
+    let cps = num("cpuid.coresPerSocket", 1, MAX_VCPUS)?;
     let (topo, w) = CpuTopology::new(vcpus, cps);
     m.cpu = topo;
     m.warnings.extend(w);
@@ -262,16 +273,149 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
         allow_outside: opts.allow_outside,
         ..Default::default()
     });
-    // Devices.
-    let mut ids: Vec<(BusKind, u32, u32, String)> = Vec::new();
-    for k in vmx.entries.keys() {
-        if let Some(p) = k.strip_suffix(".present") {
-            if let Some((b, c, u)) = device_id(p) {
-                ids.push((b, c, u, p.to_string()));
+    read_devices(path, vmx, &ctx, &mut m)?;
+    // Boot disk: bios.hddOrder names it ("scsi0:0,ide0:0").
+    if let Some(order) = vmx.get("bios.hddOrder") {
+        if let Some(first) = order
+            .split(',')
+            .next()
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
+            if let Some((b, c, u)) = device_id(&first) {
+                let unit = if b == BusKind::Ide { c * 2 + u } else { u };
+                let idx = if b == BusKind::Ide { 0 } else { c };
+                if let Some(d) = m
+                    .disks
+                    .iter_mut()
+                    .find(|d| d.controller.bus == b && d.controller.index == idx && d.unit == unit)
+                {
+                    d.boot = true;
+                }
             }
         }
     }
-    for (bus, c, u, p) in ids {
+    read_nics(vmx, &mut m);
+    m.normalise();
+    Ok(m)
+}
+
+/// A name written like a path of another host: a Windows drive or UNC
+/// path (`C:\\VMs\\x.vmdk`, `\\\\server\\share`) or a vSphere datastore
+/// path (`[datastore1] vm/x.vmdk`).
+fn is_foreign_path(name: &str) -> bool {
+    let b = name.as_bytes();
+    (b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'\\' | b'/'))
+        || name.starts_with("\\\\")
+        || (name.starts_with('[') && name.contains("] "))
+}
+
+/// The last component of a path written with `/` or `\\` separators.
+fn file_name_of(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name).trim()
+}
+
+/// `abs` as a name relative to `dir` when it lies inside it, lexically or
+/// once symlinks are resolved.
+fn inside_dir(dir: &Path, abs: &Path) -> Option<String> {
+    let rel_of = |d: &Path, p: &Path| -> Option<String> {
+        let r = p.strip_prefix(d).ok()?;
+        let r = r.to_str()?;
+        (!r.is_empty()).then(|| r.to_string())
+    };
+    let lexical = std::path::absolute(dir).ok()?;
+    if let Some(r) = rel_of(&lexical, abs) {
+        return Some(r);
+    }
+    let (d, p) = (dir.canonicalize().ok()?, abs.canonicalize().ok()?);
+    rel_of(&d, &p)
+}
+
+/// Find the file a VMX `key` (`scsi0:0.fileName`) names, the way VMware
+/// does after a VM folder was copied: a relative name is taken in the
+/// VMX's folder; an absolute name inside that folder is accepted as such;
+/// an absolute name that exists elsewhere needs `--allow-outside-paths`
+/// (the open gate decides); an absolute name that does not exist here
+/// (an ESXi `/vmfs/volumes/<ds>/<vm>/x.vmdk`, a Windows or datastore path)
+/// falls back to its file name in the VMX's folder, with a note. Every
+/// name goes through the open gate. Returns the path and the note.
+fn locate(
+    ctx: &vdisk::OpenCtx,
+    vmx: &Path,
+    key: &str,
+    name: &str,
+) -> Result<(std::path::PathBuf, Option<String>)> {
+    let dir = match vmx.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let p = Path::new(name);
+    if p.is_absolute() {
+        if let Some(rel) = inside_dir(dir, p) {
+            return Ok((ctx.resolve(vmx, &rel)?, None));
+        }
+        if p.exists() {
+            return Ok((ctx.resolve(vmx, name)?, None));
+        }
+    } else if !is_foreign_path(name) {
+        return Ok((ctx.resolve(vmx, name)?, None));
+    }
+    let base = file_name_of(name);
+    if base.is_empty() || base == "." || base == ".." {
+        return Err(Error::invalid(
+            vmx,
+            key,
+            format!("{name:?} does not exist on this host and names no file"),
+        ));
+    }
+    let candidate = dir.join(base);
+    if !candidate.is_file() {
+        return Err(Error::invalid(
+            vmx,
+            key,
+            format!(
+                "{name:?} does not exist on this host, and the VM's folder has no {base:?} either (looked for {})",
+                candidate.display()
+            ),
+        ));
+    }
+    let resolved = ctx.resolve(vmx, base)?;
+    let note = format!(
+        "{key}: {name:?} does not exist on this host; using {base:?} from the VM's folder ({}), as VMware does after a VM is copied",
+        resolved.display()
+    );
+    Ok((resolved, Some(note)))
+}
+
+/// The device ids (`scsi0:1`) with a `.present` key, in key order; ids
+/// with numbers beyond [`MAX_CONTROLLER`]/[`MAX_UNIT`] are reported in
+/// `m.warnings` and left out.
+fn device_ids(vmx: &VmxFile, m: &mut VmModel) -> Vec<(BusKind, u32, u32, String)> {
+    let mut ids = Vec::new();
+    let mut dropped = Vec::new();
+    for k in vmx.entries.keys() {
+        let Some(p) = k.strip_suffix(".present") else {
+            continue;
+        };
+        match (device_id(p), device_id_any(p)) {
+            (Some((b, c, u)), _) => ids.push((b, c, u, p.to_string())),
+            (None, Some(_)) if vmx.get_bool(k) == Some(true) => dropped.push(p.to_string()),
+            _ => {}
+        }
+    }
+    if !dropped.is_empty() {
+        m.warnings.push(format!(
+            "{} device(s) with a controller number above {MAX_CONTROLLER} or a unit above {MAX_UNIT} were dropped: {}{}",
+            dropped.len(),
+            dropped.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if dropped.len() > 5 { ", ..." } else { "" }
+        ));
+    }
+    ids
+}
+
+/// Read the disks and CD-ROMs into `m`.
+fn read_devices(path: &Path, vmx: &VmxFile, ctx: &vdisk::OpenCtx, m: &mut VmModel) -> Result<()> {
+    for (bus, c, u, p) in device_ids(vmx, m) {
         if vmx.get_bool(&format!("{p}.present")) != Some(true) {
             continue;
         }
@@ -305,10 +449,12 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
         let is_cd = dtype.contains("cdrom")
             || (dtype.is_empty() && file.to_ascii_lowercase().ends_with(".iso"));
         if is_cd {
+            let cd = read_cdrom(path, vmx, ctx, &p, &dtype, &file, m);
             m.cdroms.push(CdromDevice {
                 controller,
                 unit,
                 image: Some(file).filter(|f| !f.is_empty()),
+                path: cd,
             });
             continue;
         }
@@ -323,7 +469,8 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
                 .push(format!("{p} is a disk without fileName; skipped"));
             continue;
         }
-        let resolved = ctx.resolve(path, &file)?;
+        let (resolved, note) = locate(ctx, path, &format!("{p}.fileName"), &file)?;
+        m.warnings.extend(note);
         let mode = match vmx
             .get(&format!("{p}.mode"))
             .map(|s| s.to_ascii_lowercase())
@@ -353,38 +500,83 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
             capacity_bytes: None,
         });
     }
-    // Boot disk: bios.hddOrder names it ("scsi0:0,ide0:0").
-    if let Some(order) = vmx.get("bios.hddOrder") {
-        if let Some(first) = order
-            .split(',')
-            .next()
-            .map(|s| s.trim().to_ascii_lowercase())
-        {
-            if let Some((b, c, u)) = device_id(&first) {
-                let unit = if b == BusKind::Ide { c * 2 + u } else { u };
-                let idx = if b == BusKind::Ide { 0 } else { c };
-                if let Some(d) = m
-                    .disks
-                    .iter_mut()
-                    .find(|d| d.controller.bus == b && d.controller.index == idx && d.unit == unit)
-                {
-                    d.boot = true;
-                }
-            }
+    Ok(())
+}
+
+/// The image file of CD-ROM `p` on this host, if it is an image the
+/// source connects at power-on and it is found (through [`locate`]);
+/// otherwise `None` and a warning saying why it is not attached.
+fn read_cdrom(
+    path: &Path,
+    vmx: &VmxFile,
+    ctx: &vdisk::OpenCtx,
+    p: &str,
+    dtype: &str,
+    file: &str,
+    m: &mut VmModel,
+) -> Option<std::path::PathBuf> {
+    if file.is_empty() {
+        return None;
+    }
+    let is_image =
+        dtype == "cdrom-image" || (dtype.is_empty() && file.to_ascii_lowercase().ends_with(".iso"));
+    if !is_image {
+        m.warnings.push(format!(
+            "{p} is the host's CD/DVD drive ({file:?}); not carried over"
+        ));
+        return None;
+    }
+    if vmx.get_bool(&format!("{p}.startConnected")) == Some(false) {
+        m.warnings.push(format!(
+            "{p}: CD-ROM image {file:?} is not connected at power-on in the source; not attached"
+        ));
+        return None;
+    }
+    match locate(ctx, path, &format!("{p}.fileName"), file) {
+        Ok((iso, _)) if !iso.is_file() => {
+            m.warnings.push(format!(
+                "{p}: CD-ROM image {file:?} not found (looked for {}); not attached",
+                iso.display()
+            ));
+            None
+        }
+        Ok((iso, note)) => {
+            m.warnings.extend(note);
+            Some(iso)
+        }
+        Err(e) => {
+            m.warnings
+                .push(format!("{p}: CD-ROM image {file:?} not attached: {e}"));
+            None
         }
     }
-    // NICs.
-    let mut nic_ids: Vec<u32> = vmx
-        .entries
-        .keys()
-        .filter_map(|k| {
-            k.strip_prefix("ethernet")?
-                .strip_suffix(".present")?
-                .parse()
-                .ok()
-        })
-        .filter(|n: &u32| *n < 100)
-        .collect();
+}
+
+/// Read the network adapters into `m`; adapters numbered
+/// [`MAX_NIC_INDEX`] or above are dropped with a warning.
+fn read_nics(vmx: &VmxFile, m: &mut VmModel) {
+    let mut nic_ids: Vec<u32> = Vec::new();
+    let mut dropped = 0usize;
+    for k in vmx.entries.keys() {
+        let Some(n) = k
+            .strip_prefix("ethernet")
+            .and_then(|r| r.strip_suffix(".present"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if n < MAX_NIC_INDEX {
+            nic_ids.push(n);
+        } else if vmx.get_bool(k) == Some(true) {
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        m.warnings.push(format!(
+            "{dropped} network adapter(s) numbered ethernet{MAX_NIC_INDEX} or above were dropped (only ethernet0 to ethernet{} are read)",
+            MAX_NIC_INDEX - 1
+        ));
+    }
     nic_ids.sort_unstable();
     for n in nic_ids {
         let p = format!("ethernet{n}");
@@ -437,6 +629,4 @@ fn model_from(path: &Path, vmx: &VmxFile, opts: &ParseOptions) -> Result<VmModel
             network,
         });
     }
-    m.normalise();
-    Ok(m)
 }

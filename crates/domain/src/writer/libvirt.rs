@@ -208,14 +208,17 @@ pub fn libvirt_xml(model: &VmModel, opts: &DomainOptions) -> Result<Rendered> {
         drive_address(&mut w, d.attach);
         w.close();
     }
-    if let Some((iso, a, target)) = &p.cdrom {
+    for cd in &p.cdroms {
         w.open("disk", &[("type", "file"), ("device", "cdrom")]);
         w.empty("driver", &[("name", "qemu"), ("type", "raw")]);
-        w.empty("source", &[("file", &iso.display().to_string())]);
-        w.empty("target", &[("dev", target), ("bus", bus_name(*a))]);
+        w.empty("source", &[("file", &cd.path.display().to_string())]);
+        w.empty(
+            "target",
+            &[("dev", &cd.target), ("bus", bus_name(cd.attach))],
+        );
         w.empty("readonly", &[]);
-        w.empty("alias", &[("name", "ua-virtio-win")]);
-        drive_address(&mut w, *a);
+        w.empty("alias", &[("name", &cd.alias)]);
+        drive_address(&mut w, cd.attach);
         w.close();
     }
     // Controllers, all at explicit addresses.

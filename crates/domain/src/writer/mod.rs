@@ -7,7 +7,8 @@
 //!   guest; `pc` (i440fx) for Windows XP/2003 and older;
 //! - [`Phase::Bootstrap`]: the boot disk on SATA/AHCI (q35) or IDE (pc),
 //!   other disks next to it (overflow on virtio-blk, with a warning), the
-//!   virtio-win ISO on a CD-ROM, NICs on an inbox-driver model (rtl8139
+//!   virtio-win ISO on a CD-ROM, then the source VM's CD-ROM images found
+//!   on this host (read-only, on the next free ports), NICs on an inbox-driver model (rtl8139
 //!   before XP, e1000 for XP–7/2008 R2 and Linux, e1000e for Windows 8+),
 //!   standard VGA;
 //! - [`Phase::Final`]: virtio-blk or virtio-scsi disks, virtio-net, balloon,
@@ -23,7 +24,9 @@
 //!   on swtpm when the source had a vTPM.
 //!
 //! Every PCI device gets an explicit slot on the root bus from one
-//! allocator per domain, and the plan is checked for collisions.
+//! allocator per domain, and the plan is checked for collisions. Every
+//! refusal either writer can make is in that plan; [`check`] runs it
+//! without rendering, so planning can refuse what the writers would.
 
 mod libvirt;
 mod qemu;
@@ -33,7 +36,7 @@ pub use qemu::{qemu_command, shell_quote, QemuCommand, QemuNetdev, QemuOptions};
 
 use crate::error::{Error, Result};
 use crate::guestos::WinVersion;
-use crate::model::{DiskMode, FirmwareKind, VmModel};
+use crate::model::{DiskMode, FirmwareKind, VmModel, MAX_MEMORY_MIB, MAX_VCPUS};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -252,6 +255,14 @@ pub(crate) enum Video {
     Virtio,
 }
 
+/// A CD-ROM drive with an image, read-only.
+pub(crate) struct PCdrom {
+    pub path: PathBuf,
+    pub attach: Attach,
+    pub target: String,
+    pub alias: String,
+}
+
 pub(crate) struct PNic {
     pub mac: String,
     /// libvirt model name; the QEMU device is derived from it.
@@ -270,7 +281,9 @@ pub(crate) struct Plan {
     pub machine: Machine,
     pub uefi: Option<Uefi>,
     pub disks: Vec<PDisk>,
-    pub cdrom: Option<(PathBuf, Attach, String)>,
+    /// The virtio-win CD first (alias `ua-virtio-win`), then the source
+    /// VM's CD-ROM images (bootstrap only, aliases `ua-cdrom<N>`).
+    pub cdroms: Vec<PCdrom>,
     pub scsi: Option<Pci>,
     pub nics: Vec<PNic>,
     pub video: (Video, Pci),
@@ -319,6 +332,49 @@ fn sd_name(n: u32) -> String {
     s
 }
 
+/// Run every refusal the libvirt and QEMU writers can make for
+/// `opts.phase` (memory and vCPUs out of range, an output disk list not
+/// matching the model, a UEFI guest without NVRAM, running out of PCI
+/// slots, colliding addresses) without rendering anything, and return the
+/// warnings the writers would give (dropped devices, attached source
+/// CD-ROMs...). [`libvirt_xml`] and [`qemu_command`] build their device
+/// plan through the same function, so a model that passes here for both
+/// phases cannot be refused by them. Meant for planning, before any disk
+/// is converted: the output paths need not exist yet.
+pub fn check(model: &VmModel, opts: &DomainOptions) -> Result<Vec<String>> {
+    Ok(build_plan(model, opts)?.warnings)
+}
+
+/// Memory and vCPUs within what libvirt's schema and QEMU's machine type
+/// accept, and a topology that multiplies out to the vCPU count.
+fn check_resources(m: &VmModel, machine: Machine) -> Result<()> {
+    if m.memory_mib == 0 || m.memory_mib > MAX_MEMORY_MIB {
+        return Err(Error::Plan(format!(
+            "memory {} MiB is out of range: expected 1 to {MAX_MEMORY_MIB} MiB (64 TiB)",
+            m.memory_mib
+        )));
+    }
+    let (max, mt) = match machine {
+        Machine::Q35 => (MAX_VCPUS, "q35"),
+        Machine::Pc => (255, "pc (i440fx, used for Windows XP/2003 and older)"),
+    };
+    let c = &m.cpu;
+    if c.vcpus == 0 || c.vcpus > max {
+        return Err(Error::Plan(format!(
+            "{} vCPUs is out of range: expected 1 to {max} for machine type {mt}",
+            c.vcpus
+        )));
+    }
+    let product = u64::from(c.sockets) * u64::from(c.cores) * u64::from(c.threads);
+    if product != u64::from(c.vcpus) {
+        return Err(Error::Plan(format!(
+            "CPU topology of {} socket(s) x {} core(s) x {} thread(s) does not make {} vCPUs",
+            c.sockets, c.cores, c.threads, c.vcpus
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
     if o.disks.len() != m.disks.len() {
         return Err(Error::Plan(format!(
@@ -334,6 +390,7 @@ pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
     } else {
         Machine::Q35
     };
+    check_resources(m, machine)?;
     let mut warnings = Vec::new();
     let mut pci = PciAllocator::new(machine);
     let final_phase = o.phase == Phase::Final;
@@ -373,8 +430,8 @@ pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
             Attach::Ide(1, 0),
         ],
     };
-    // Keep a slot for the CD-ROM: the last one on pc (ide1:0), otherwise
-    // taken in order after the disks.
+    // Keep a slot for the virtio-win CD-ROM: the last one on pc (ide1:0),
+    // otherwise taken in order after the disks (see plan_cdroms).
     let cd_reserved = o.virtio_win_iso.is_some() && machine == Machine::Pc;
     if cd_reserved {
         legacy_slots.pop();
@@ -454,41 +511,7 @@ pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
     } else {
         None
     };
-    let cdrom = match &o.virtio_win_iso {
-        None => None,
-        Some(iso) => {
-            let attach = if machine == Machine::Pc {
-                Some(Attach::Ide(1, 0))
-            } else {
-                (0..6u32)
-                    .map(Attach::Sata)
-                    .find(|a| !disks.iter().any(|d| d.attach == *a))
-            };
-            match attach {
-                Some(a) => {
-                    let target = match a {
-                        Attach::Ide(b, u) => format!("hd{}", sd_name(b * 2 + u)),
-                        _ => {
-                            sd += 1;
-                            format!("sd{}", sd_name(sd - 1))
-                        }
-                    };
-                    Some((iso.clone(), a, target))
-                }
-                None => {
-                    warnings
-                        .push("no SATA port left for the virtio-win CD-ROM; not attached".into());
-                    None
-                }
-            }
-        }
-    };
-    for c in m.cdroms.iter().filter(|c| c.image.is_some()) {
-        warnings.push(format!(
-            "source CD-ROM image {:?} is not carried over",
-            c.image.as_deref().unwrap_or("")
-        ));
-    }
+    let cdroms = plan_cdroms(m, o, machine, &disks, &mut sd, &mut warnings);
     let win = os.is_windows();
     let nic_model: &'static str = if final_phase {
         "virtio"
@@ -548,7 +571,7 @@ pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
         machine,
         uefi,
         disks,
-        cdrom,
+        cdroms,
         scsi,
         nics,
         video,
@@ -564,6 +587,88 @@ pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
     };
     validate(&plan)?;
     Ok(plan)
+}
+
+/// The CD-ROM drives: the virtio-win ISO (pc: on ide1:0, kept free for it;
+/// q35: the first SATA port no disk uses), then, in the bootstrap phase
+/// only, every source CD-ROM image found on this host, on the next free
+/// ports. A drive that finds no port is left out with a warning; each
+/// attached source image is noted in the warnings. The final domain
+/// carries no source image (it would tie the production VM to the source
+/// folder), which is noted too.
+fn plan_cdroms(
+    m: &VmModel,
+    o: &DomainOptions,
+    machine: Machine,
+    disks: &[PDisk],
+    sd: &mut u32,
+    warnings: &mut Vec<String>,
+) -> Vec<PCdrom> {
+    let mut free: Vec<Attach> = match machine {
+        Machine::Q35 => (0..6).map(Attach::Sata).collect(),
+        Machine::Pc => vec![
+            Attach::Ide(1, 0),
+            Attach::Ide(0, 0),
+            Attach::Ide(0, 1),
+            Attach::Ide(1, 1),
+        ],
+    };
+    free.retain(|a| !disks.iter().any(|d| d.attach == *a));
+    let port = if machine == Machine::Q35 {
+        "SATA"
+    } else {
+        "IDE"
+    };
+    let mut out = Vec::new();
+    let mut take = |path: &Path, alias: String, free: &mut Vec<Attach>| -> Option<String> {
+        if free.is_empty() {
+            return None;
+        }
+        let attach = free.remove(0);
+        let target = match attach {
+            Attach::Ide(b, u) => format!("hd{}", sd_name(b * 2 + u)),
+            _ => {
+                *sd += 1;
+                format!("sd{}", sd_name(*sd - 1))
+            }
+        };
+        out.push(PCdrom {
+            path: path.to_path_buf(),
+            attach,
+            target: target.clone(),
+            alias,
+        });
+        Some(target)
+    };
+    if let Some(iso) = &o.virtio_win_iso {
+        if take(iso, "ua-virtio-win".into(), &mut free).is_none() {
+            warnings.push(format!(
+                "no {port} port left for the virtio-win CD-ROM; not attached"
+            ));
+        }
+    }
+    let sources = m.cdroms.iter().filter_map(|c| {
+        let p = c.path.as_ref()?;
+        Some((c.image.as_deref().unwrap_or(""), p))
+    });
+    for (n, (image, path)) in sources.enumerate() {
+        if o.phase == Phase::Final {
+            warnings.push(format!(
+                "source CD-ROM image {image:?} is attached to the bootstrap domain only, not to the final one"
+            ));
+            continue;
+        }
+        match take(path, format!("ua-cdrom{n}"), &mut free) {
+            Some(t) => warnings.push(format!(
+                "source CD-ROM image {image:?} ({}) is attached to the bootstrap domain as {t}, read-only",
+                path.display()
+            )),
+            None => warnings.push(format!(
+                "no {port} port left for the source CD-ROM image {image:?}; not attached"
+            )),
+        }
+    }
+    out
 }
 
 /// Check that no two devices share a PCI address, a drive address or a
@@ -584,9 +689,15 @@ fn validate(p: &Plan) -> Result<()> {
         attaches.push(d.attach);
         targets.push(&d.target);
     }
-    if let Some((_, a, t)) = &p.cdrom {
-        attaches.push(*a);
-        targets.push(t);
+    for c in &p.cdroms {
+        if !matches!(c.attach, Attach::Sata(_) | Attach::Ide(..)) {
+            return Err(Error::Plan(format!(
+                "CD-ROM {} must be on SATA or IDE",
+                c.path.display()
+            )));
+        }
+        attaches.push(c.attach);
+        targets.push(&c.target);
     }
     let reserved: &[u8] = if p.machine == Machine::Q35 {
         &[0, 0x1f]

@@ -229,20 +229,22 @@ pub fn qemu_command(model: &VmModel, opts: &DomainOptions, q: &QemuOptions) -> R
         }
         push(&["-device", &dev]);
     }
-    if let Some((iso, at_cd, _)) = &p.cdrom {
+    for (n, cd) in p.cdroms.iter().enumerate() {
+        let node = format!("cd{n}");
         push(&[
             "-blockdev",
             &format!(
-                "{{\"node-name\":\"cd0\",\"driver\":\"raw\",\"read-only\":true,\"file\":{{\"driver\":\"file\",\"filename\":{},\"read-only\":true}}}}",
-                json_str(&path_str(iso))
+                "{{\"node-name\":\"{node}\",\"driver\":\"raw\",\"read-only\":true,\"file\":{{\"driver\":\"file\",\"filename\":{},\"read-only\":true}}}}",
+                json_str(&path_str(&cd.path))
             ),
         ]);
-        let dev = match at_cd {
+        let dev = match cd.attach {
             Attach::Sata(port) => format!("ide-cd,bus=ide.{port}"),
             Attach::Ide(b, u) => format!("ide-cd,bus=ide.{b},unit={u}"),
+            // Refused by the plan's own check already.
             _ => return Err(Error::Plan("CD-ROM must be on SATA or IDE".into())),
         };
-        push(&["-device", &format!("{dev},drive=cd0,id=ua-virtio-win")]);
+        push(&["-device", &format!("{dev},drive={node},id={}", cd.alias)]);
     }
     // NICs.
     for (i, n) in p.nics.iter().enumerate() {

@@ -74,11 +74,11 @@ pub struct Args {
     /// Allow file references outside the source's directory.
     #[arg(long)]
     allow_outside_paths: bool,
-    /// Memory in MiB (override or for bare disks).
-    #[arg(long)]
+    /// Memory in MiB (override or for bare disks), 1 to 67108864 (64 TiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=domain::MAX_MEMORY_MIB))]
     memory: Option<u64>,
-    /// vCPUs (override or for bare disks).
-    #[arg(long)]
+    /// vCPUs (override or for bare disks), 1 to 1024.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(domain::MAX_VCPUS)))]
     vcpus: Option<u32>,
     /// Firmware: bios or uefi (override or for bare disks).
     #[arg(long)]

@@ -2,7 +2,10 @@
 //! [`domain::VmModel`], and opening its disks through the block layer.
 
 use anyhow::{bail, Context, Result};
-use domain::{DiskDevice, DiskSource, Firmware, ParseOptions, SourceKind, VmModel};
+use domain::writer::{BlockBus, DomainOptions, OutputDisk, Phase};
+use domain::{
+    DiskDevice, DiskSource, Firmware, ParseOptions, SourceKind, VmModel, MAX_MEMORY_MIB, MAX_VCPUS,
+};
 use std::path::{Path, PathBuf};
 use vdisk::{Disk, OpenOptions};
 
@@ -68,11 +71,54 @@ fn kind_of(path: &Path) -> Result<SourceKind> {
     })
 }
 
+/// The same ranges as for values read from a VMX: memory 1 MiB to 64 TiB,
+/// 1 to 1024 vCPUs.
+pub fn check_overrides(ov: &Overrides) -> Result<()> {
+    if let Some(m) = ov.memory_mib.filter(|m| *m == 0 || *m > MAX_MEMORY_MIB) {
+        bail!("memory {m} MiB is out of range: expected 1 to {MAX_MEMORY_MIB} MiB (64 TiB)");
+    }
+    if let Some(v) = ov.vcpus.filter(|v| *v == 0 || *v > MAX_VCPUS) {
+        bail!("{v} vCPUs is out of range: expected 1 to {MAX_VCPUS}");
+    }
+    Ok(())
+}
+
+/// Run every refusal the domain writers can make, for both domains, while
+/// planning (before any disk is converted), and return the warnings they
+/// would give (deduplicated): what [`domain::writer::check`] says for the
+/// bootstrap domain (with `virtio_win_iso`) and the final one. `disks`
+/// are the planned outputs (they need not exist yet); `nvram` is the
+/// planned per-VM variable store of a UEFI guest.
+pub fn check_domains(
+    model: &VmModel,
+    disks: &[OutputDisk],
+    block: BlockBus,
+    virtio_win_iso: Option<&Path>,
+    nvram: Option<&Path>,
+) -> Result<Vec<String>> {
+    let mut warnings: Vec<String> = Vec::new();
+    for phase in [Phase::Bootstrap, Phase::Final] {
+        let mut o = DomainOptions::new(phase, disks.to_vec());
+        o.block_bus = block;
+        o.nvram = nvram.map(Path::to_path_buf);
+        if phase == Phase::Bootstrap {
+            o.virtio_win_iso = virtio_win_iso.map(Path::to_path_buf);
+        }
+        for w in domain::writer::check(model, &o)? {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+    }
+    Ok(warnings)
+}
+
 /// Parse the source named by `paths` (one metadata file, or disk images).
 pub fn load(paths: &[PathBuf], ov: &Overrides, allow_outside: bool) -> Result<Source> {
     if paths.is_empty() {
         bail!("no source given");
     }
+    check_overrides(ov)?;
     let opts = ParseOptions { allow_outside };
     let kind = kind_of(&paths[0])?;
     if kind != SourceKind::Disks && paths.len() > 1 {

@@ -81,7 +81,7 @@ pub mod markers;
 pub mod qmp;
 mod runner;
 
-pub use accel::{probe_kvm, resolve_accel, ConcreteAccel};
+pub use accel::{probe_kvm, probe_kvm_for, resolve_accel, ConcreteAccel, ProbeTarget};
 pub use classify::BootOutcome;
 pub use dir::{
     find_phases, read_argv, read_config, validate_dir, DirOptions, DirResult, PhaseFile,
@@ -98,7 +98,9 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
-    /// Probe KVM with a tiny boot; use TCG if it is absent or misbehaves.
+    /// Probe KVM with a tiny boot on the same machine type and CPU model;
+    /// use TCG if it is absent or misbehaves, or if QEMU then dies under
+    /// KVM before the guest printed anything (one retry, noted).
     Auto,
     /// KVM, no probe.
     Kvm,

@@ -3,13 +3,13 @@
 //! private Unix socket; watch until a verdict, take a screendump, quit,
 //! reap. A guard kills QEMU on every exit path, before the overlays go.
 
-use super::accel::{resolve_accel, ConcreteAccel};
+use super::accel::{remember_kvm_failure, resolve_accel, retry_under_tcg, ConcreteAccel};
 use super::argv::build_argv;
 use super::classify::{classify, decisive, Observations};
 use super::disks::OverlayCtx;
 use super::markers::{clean_line, match_line, Hit, MarkerKind, Source};
 use super::qmp::{Event, Qmp};
-use super::{BootReport, BootSpec, ValidateError};
+use super::{Accel, BootReport, BootSpec, ValidateError};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -206,8 +206,32 @@ pub fn boot(spec: &BootSpec) -> Result<BootReport, ValidateError> {
         )));
     }
     std::fs::create_dir_all(&spec.out_dir).map_err(|e| ValidateError::io(&spec.out_dir, e))?;
-    let (accel, mut notes) = resolve_accel(spec.accel);
-    boot_with(spec, accel, &mut notes)
+    let (accel, mut notes) = resolve_accel(spec.accel, &spec.argv);
+    let first = boot_with(spec, accel, &mut notes)?;
+    if spec.accel != Accel::Auto || accel != ConcreteAccel::Kvm {
+        return Ok(first);
+    }
+    let guest_output = !first.last_serial_lines.is_empty()
+        || !first.last_firmware_lines.is_empty()
+        || !first.screen_text.is_empty()
+        || !first.hits.is_empty();
+    let Some(why) = retry_under_tcg(&first.outcome, guest_output) else {
+        return Ok(first);
+    };
+    // Keep the KVM attempt's QEMU log beside the retry's.
+    let kvm_log = spec.out_dir.join(format!("{}-qemu-kvm.log", spec.phase));
+    let kept = std::fs::rename(&first.qemu_log, &kvm_log).is_ok();
+    remember_kvm_failure(&spec.argv, &why);
+    let mut notes = first.notes;
+    notes.push(format!(
+        "QEMU died under KVM before the guest printed anything ({why}){}; retried once under TCG",
+        if kept {
+            format!(" (its log: {})", kvm_log.display())
+        } else {
+            String::new()
+        }
+    ));
+    boot_with(spec, ConcreteAccel::Tcg, &mut notes)
 }
 
 pub(crate) fn boot_with(
