@@ -46,7 +46,10 @@ pub use base::{checksum, BaseBlock};
 pub use check::{check_bytes, Problem, Severity};
 pub use error::{Error, ErrorKind, Result};
 pub use hive::{write_atomic, Hive};
-pub use log::{log_files, open_file_with_logs, reset_logs, LogFile, ReplayPolicy, ReplayReport};
+pub use log::{
+    log_files, open_file_with_logs, reset_logs, LogFile, Refusal, ReplayPolicy, ReplayReport,
+    ReplayRule,
+};
 pub use marvin::{marvin32, LOG_SEED};
 pub use read::{Key, ValueRef, BIG_DATA_SEGMENT};
 pub use regtext::{decode_reg_bytes, ImportStats};
