@@ -247,7 +247,10 @@ fn dirty_hive_without_logs_needs_explicit_choice() {
     // state and --ignore-logs (editing is refused: tests/hive_dirty_cli.rs).
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("warning") && err.contains("--ignore-logs"), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("--ignore-logs"),
+        "{err}"
+    );
     let s = ok(bin()
         .args(["hive", "export", "--ignore-logs"])
         .arg(&p)

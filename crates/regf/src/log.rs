@@ -251,7 +251,8 @@ pub enum Refusal {
 impl Refusal {
     /// What ignoring the logs would lose, as one clause.
     fn loss(&self) -> String {
-        const AS_IS: &str = "ignoring the logs (--ignore-logs) uses the primary as it is";
+        const AS_IS: &str =
+            "ignoring the logs (--ignore-logs, ReplayPolicy::IgnoreLogs) uses the primary as it is";
         match self {
             Refusal::Gap {
                 first, newest, ..

@@ -267,6 +267,11 @@ fn partial_reconcile_states() {
     ];
     let rep = replay_equals(d.path(), &primary, &logs, &s[6], "later-in-LOG1", Some(SVC));
     assert_eq!(rep.rule, want_rule);
+    // As `hive replay --json` prints it.
+    assert_eq!(
+        serde_json::to_value(&rep.rule).unwrap(),
+        serde_json::json!({"rule": "partial-reconcile", "expected": q, "first": q + 2, "last": q + 5})
+    );
     assert_eq!(
         rep.applied
             .iter()
