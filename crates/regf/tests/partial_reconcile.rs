@@ -502,15 +502,25 @@ fn unsafe_states_are_refused() {
     );
     // What looks like a partial reconcile over a primary that is really
     // older than the chain (the log with q..q+2 lost): entry q+3 alone over
-    // state 0 needs hive bins the primary lacks (or, without growth, gives
-    // a hive the checker rejects): refused either way.
+    // state 0 needs hive bins the primary lacks: refused.
     let logs = [log("SYSTEM.LOG1", log_cycle(&s[0], q + 3, &[&e[4]], &[]))];
     let (_, r) = refused(&p0, &logs);
     assert!(
-        matches!(r, Refusal::InconsistentResult { first, .. } if first == q + 3)
-            || matches!(&r, Refusal::BadEntry { seq, reason, .. } if *seq == q + 3 && reason.contains("grows")),
+        matches!(&r, Refusal::BadEntry { seq, reason, .. } if *seq == q + 3 && reason.contains("grows")),
         "{r:?}"
     );
+    // The same without growth: an entry holding state 6's pages that lie
+    // within state 0's size (the Services subkey list among them, pointing
+    // at the viostor key in a bin state 0 lacks). The chain applies, but the
+    // result fails the checker: refused, not returned.
+    let cut = hvle_entry(&s[0], &s[6][..s[0].len()], q + 2);
+    let logs = [log("SYSTEM.LOG1", log_cycle(&s[0], q + 2, &[&cut], &[]))];
+    let (err, r) = refused(&p0, &logs);
+    assert!(
+        matches!(&r, Refusal::InconsistentResult { expected, first, .. } if *expected == q && *first == q + 2),
+        "{r:?}"
+    );
+    assert!(err.to_string().contains("fails the checker"), "{err}");
     // No logs at all.
     let (err, r) = refused(&p0, &[]);
     assert_eq!(r, Refusal::NoLogs);
