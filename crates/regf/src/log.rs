@@ -875,8 +875,13 @@ fn choose_chain(
     let mut last = first;
     for &s in &live[1..] {
         if s != last.wrapping_add(1) {
+            // The log whose parse stopped right where the chain breaks.
             let cause = parsed.iter().find_map(|p| match p {
-                Parsed::New { stop: Some(st), .. } => Some(format!(
+                Parsed::New {
+                    stop: Some(st),
+                    entries,
+                    ..
+                } if entries.last().is_none_or(|e| e.seq == last) => Some(format!(
                     "{} stops at an invalid entry at offset {:#x}: {}",
                     logs[st.log].name, st.offset, st.why
                 )),
