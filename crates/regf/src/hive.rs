@@ -32,6 +32,9 @@ pub struct Hive {
     pub(crate) modified: bool,
     /// Highest sequence number seen in any transaction log (0 if none).
     pub(crate) log_seq: u32,
+    /// Set when a dirty primary was read as it is for reading only
+    /// ([`crate::ReplayPolicy::ReadOnlyBestEffort`]): why writing is refused.
+    pub(crate) read_only: Option<String>,
 }
 
 impl std::fmt::Debug for Hive {
@@ -121,6 +124,7 @@ impl Hive {
             free_by_size: BTreeSet::new(),
             modified: false,
             log_seq: 0,
+            read_only: None,
         };
         h.scan_bins()?;
         let root = h.root_offset();
@@ -211,6 +215,11 @@ impl Hive {
     /// Number of free cells (after coalescing).
     pub fn free_cell_count(&self) -> usize {
         self.free_by_off.len()
+    }
+    /// Why the hive is for reading only (a dirty primary read as it is with
+    /// [`crate::ReplayPolicy::ReadOnlyBestEffort`]); `None` otherwise.
+    pub fn read_only_reason(&self) -> Option<&str> {
+        self.read_only.as_deref()
     }
     /// Whether the hive was changed since it was opened or last committed.
     pub fn is_modified(&self) -> bool {
@@ -410,8 +419,16 @@ impl Hive {
     }
 
     /// Commit and write the hive to `path` atomically (temporary file in the
-    /// same directory, fsync, rename).
+    /// same directory, fsync, rename). Refused for a dirty hive read as it
+    /// is with [`crate::ReplayPolicy::ReadOnlyBestEffort`].
     pub fn write_to(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        if let Some(why) = &self.read_only {
+            return Err(Error::new(
+                ErrorKind::Dirty,
+                format!("not writing a hive read for reading only: {why}; open it with IgnoreLogs (--ignore-logs) to write the primary as it is"),
+            )
+            .with_path(path.as_ref()));
+        }
         let bytes = self.commit();
         write_atomic(path.as_ref(), &bytes)
     }

@@ -3,7 +3,9 @@
 //!
 //! - Open: [`Hive::open`] (clean primary bytes), [`Hive::from_file`],
 //!   [`Hive::open_with_logs`] / [`open_file_with_logs`] (replays `.LOG`,
-//!   `.LOG1`, `.LOG2` under a [`ReplayPolicy`]), [`Hive::new_empty`].
+//!   `.LOG1`, `.LOG2` under a [`ReplayPolicy`]; [`ReplayReport::rule`] says
+//!   which [`ReplayRule`] applied, [`Refusal`] why logs were not usable),
+//!   [`Hive::new_empty`].
 //! - Read: [`Hive::root`], [`Hive::key`] (case-insensitive `A\B\C` paths),
 //!   [`Key::subkeys`], [`Key::values`], [`ValueRef::data`] ([`Value`]) and
 //!   [`ValueRef::raw`], [`Hive::current_control_set`], [`Hive::walk`].
@@ -46,7 +48,10 @@ pub use base::{checksum, BaseBlock};
 pub use check::{check_bytes, Problem, Severity};
 pub use error::{Error, ErrorKind, Result};
 pub use hive::{write_atomic, Hive};
-pub use log::{log_files, open_file_with_logs, reset_logs, LogFile, ReplayPolicy, ReplayReport};
+pub use log::{
+    log_files, open_file_with_logs, reset_logs, LogFile, Refusal, ReplayPolicy, ReplayReport,
+    ReplayRule,
+};
 pub use marvin::{marvin32, LOG_SEED};
 pub use read::{Key, ValueRef, BIG_DATA_SEGMENT};
 pub use regtext::{decode_reg_bytes, ImportStats};

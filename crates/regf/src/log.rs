@@ -4,23 +4,49 @@
 //! Rules implemented (Windows' own, per the format specifications):
 //! - A hive is dirty when its base block checksum is wrong or its two
 //!   sequence numbers differ. A clean hive's logs are never applied.
-//! - New format (file type 6): log entries start at offset 512, each at a
-//!   512-byte boundary. An entry is valid when its signature is `HvLE`, its
-//!   size is a multiple of 512 within the file, its hive-bins size is a
-//!   multiple of 4096, its page references fit, and both Marvin32 hashes
-//!   match. Parsing a log stops at the first invalid entry.
-//! - Entries from all logs are chained by sequence number starting at the
-//!   primary's secondary sequence number and going up by one; the chain
-//!   stops at the first gap. Whichever log holds the next number supplies
-//!   it (this gives the LOG1-then-LOG2 / older-log-first order).
+//! - New format (file type 6, Windows 8.1 and later): log entries start at
+//!   offset 512, each at a 512-byte boundary. An entry is valid when its
+//!   signature is `HvLE`, its size is a multiple of 512 within the file, its
+//!   hive-bins size is a multiple of 4096, its page references fit, and both
+//!   Marvin32 hashes match. Parsing a log stops at the first invalid entry.
+//! - Entries from all logs are ordered by sequence number (whichever log
+//!   holds the next number supplies it: Windows rotates between `.LOG1` and
+//!   `.LOG2`, so either may hold the earlier entries). Entries below the
+//!   primary's secondary sequence number are already in the primary and are
+//!   skipped. The entries left must form one chain without holes:
+//!   - **continuous**: the chain starts at the secondary sequence number;
+//!   - **partial reconcile**: no entry has the secondary sequence number,
+//!     but the chain starts above it. Since Windows 8.1 the kernel, before
+//!     overwriting unreconciled entries of a log, writes the dirty pages into
+//!     the primary *without updating its base block* ("partial reconcile"):
+//!     the primary then holds data as of the entry before the lowest one left
+//!     in the logs, and Windows applies the whole chain from that lowest
+//!     entry. We do the same, then require the result to pass the checker
+//!     (a primary older than the chain, e.g. with a log file missing, gives
+//!     an inconsistent hive and is refused).
+//! - Refused as unsafe (see [`Refusal`]): a hole in the chain (entries
+//!   newer than the hole would be dropped); an invalid entry (failing
+//!   hashes) followed by newer entries in the same log; logs holding
+//!   nothing newer than the primary while it is dirty; two different
+//!   entries with one sequence number. The newest entry of a log failing
+//!   its hashes with nothing newer after it is a torn write (the crash
+//!   interrupted it; Windows discards it, and so do we, with a note).
 //! - Each entry first resizes the hive bins data to its recorded size, then
 //!   writes its dirty pages; the base block flags come from the entry.
-//! - Legacy format (file type 1 or 2): the log is applicable when its base
-//!   block is valid with equal sequence numbers and its timestamp equals the
-//!   primary's; its `DIRT` bitmap marks 512-byte pages whose copies follow.
+//! - Legacy format (file type 1 or 2; XP's single `.LOG`, Vista/7's
+//!   `.LOG1`/`.LOG2`): a log is applicable when its base block is valid with
+//!   equal sequence numbers and its timestamp equals the primary's; the
+//!   first applicable log in `.LOG`, `.LOG1`, `.LOG2` order is used (as the
+//!   boot loader does); its `DIRT` bitmap marks 512-byte pages whose copies
+//!   follow.
 //! - A primary with a bad checksum gets its base block from the newest valid
 //!   log base block.
 //! - After replay both sequence numbers are set above every applied entry.
+//!
+//! [`ReplayReport::rule`] says which rule applied. With
+//! [`ReplayPolicy::ReadOnlyBestEffort`] a dirty hive whose logs cannot be
+//! used is read as it is ([`ReplayRule::ReadAsIs`], with a one-line
+//! [`ReplayReport::warning`]), for reading only.
 //!
 //! After our own edits [`crate::Hive::commit`] writes equal sequence numbers
 //! higher than any sequence number found in the primary or in any log entry
@@ -30,6 +56,7 @@
 //! recovery never sees entries of an older lineage.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::base::{self, le32, put32, BaseBlock, BASE_SIZE};
@@ -40,11 +67,19 @@ use crate::marvin::{marvin32, LOG_SEED};
 /// What to do with transaction logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReplayPolicy {
-    /// Replay logs of a dirty hive; refuse (with an error) when the logs are
-    /// corrupt, inconsistent, do not recover the hive, or a clean hive has
-    /// log entries newer than itself.
+    /// Replay logs of a dirty hive; refuse (with an error naming the
+    /// [`Refusal`] state) when the logs are missing, corrupt, inconsistent,
+    /// do not recover the hive, or a clean hive has log entries newer than
+    /// itself.
     #[default]
     Strict,
+    /// For reading only (export, inspection, planning): replay as
+    /// [`ReplayPolicy::Strict`] does when the logs allow it; when Strict
+    /// would refuse, take the primary as it is, report
+    /// [`ReplayRule::ReadAsIs`] with the reason and a one-line
+    /// [`ReplayReport::warning`] (as hivex and regipy read dirty hives). The
+    /// hive then refuses [`Hive::write_to`].
+    ReadOnlyBestEffort,
     /// Take the primary file as it is, even when dirty (explicit choice).
     IgnoreLogs,
 }
@@ -58,11 +93,292 @@ pub struct LogFile {
     pub bytes: Vec<u8>,
 }
 
+/// Which rule decided how the logs were used.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(tag = "rule", rename_all = "kebab-case")]
+pub enum ReplayRule {
+    /// The primary was clean: no log applied (stale entries skipped).
+    #[default]
+    Clean,
+    /// New-format entries chained from the primary's secondary sequence
+    /// number (`first`) to `last`.
+    Continuous {
+        /// First applied sequence number (= the primary's secondary one).
+        first: u32,
+        /// Last applied sequence number.
+        last: u32,
+    },
+    /// Partial reconcile detected: no log entry has the primary's secondary
+    /// sequence number (`expected`); the chain `first..=last` (all entries
+    /// above it, without holes) was applied, as Windows 8.1+ does.
+    PartialReconcile {
+        /// The primary's secondary sequence number.
+        expected: u32,
+        /// Lowest sequence number present (first applied).
+        first: u32,
+        /// Last applied sequence number.
+        last: u32,
+    },
+    /// A legacy (`DIRT`) log was applied: XP's `.LOG` or Vista/7's
+    /// `.LOG1`/`.LOG2`.
+    Legacy {
+        /// Name of the applied log.
+        log: String,
+    },
+    /// A dirty primary taken as it is because the caller asked
+    /// ([`ReplayPolicy::IgnoreLogs`]).
+    IgnoredByRequest {
+        /// Primary sequence number of the base block.
+        seq1: u32,
+        /// Secondary sequence number of the base block.
+        seq2: u32,
+    },
+    /// A dirty primary read as it is ([`ReplayPolicy::ReadOnlyBestEffort`])
+    /// because its logs cannot be used.
+    ReadAsIs {
+        /// Primary sequence number of the base block.
+        seq1: u32,
+        /// Secondary sequence number of the base block.
+        seq2: u32,
+        /// Why the logs were not used.
+        refusal: Refusal,
+    },
+}
+
+/// Why the logs of a hive cannot be used (what [`ReplayPolicy::Strict`]
+/// refuses). Its `Display` says which state and what ignoring the logs
+/// would lose.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Refusal {
+    /// The hive is dirty and no transaction log was given or found.
+    NoLogs,
+    /// A log of a dirty hive cannot be read at all (base block, file type).
+    UnreadableLog {
+        /// Log name.
+        log: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The base block checksum is wrong and no log holds a valid base block.
+    NoBaseBlock,
+    /// The hive is dirty but no log entry is at or above its secondary
+    /// sequence number: the logs are older than the primary (or empty).
+    LogsOlderThanPrimary {
+        /// The primary's secondary sequence number.
+        expected: u32,
+        /// Newest entry found, if any.
+        newest: Option<u32>,
+    },
+    /// The entries newer than the primary have a hole: `first..=reached`
+    /// chain, then `next..=newest` follow after the missing numbers.
+    Gap {
+        /// The primary's secondary sequence number.
+        expected: u32,
+        /// Lowest usable entry.
+        first: u32,
+        /// Last entry before the hole.
+        reached: u32,
+        /// First entry after the hole.
+        next: u32,
+        /// Newest entry.
+        newest: u32,
+        /// An invalid entry that explains the hole, when one was found.
+        cause: Option<String>,
+    },
+    /// A log entry is invalid (hashes, framing) and newer entries of the
+    /// same log follow it: not a torn final write.
+    CorruptEntry {
+        /// Log name.
+        log: String,
+        /// Offset of the invalid entry in the log.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+        /// Newest sequence number found after it.
+        newer: u32,
+    },
+    /// Two logs hold different entries with the same sequence number.
+    ConflictingEntries {
+        /// The sequence number.
+        seq: u32,
+        /// The two logs.
+        logs: [String; 2],
+    },
+    /// An entry cannot be applied (e.g. grows the hive beyond its pages).
+    BadEntry {
+        /// Log name.
+        log: String,
+        /// Offset of the entry in the log.
+        offset: u64,
+        /// Sequence number.
+        seq: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The chain applied after a partial reconcile gives a hive that fails
+    /// the checker: the primary is older than the logs (a log is missing?).
+    InconsistentResult {
+        /// The primary's secondary sequence number.
+        expected: u32,
+        /// First applied entry.
+        first: u32,
+        /// Last applied entry.
+        last: u32,
+        /// The first problem found.
+        problem: String,
+    },
+    /// No legacy log is applicable to the primary.
+    NoApplicableLegacyLog {
+        /// Why.
+        reason: String,
+    },
+    /// The replayed bytes do not open as a hive.
+    ReplayedHiveInvalid {
+        /// The error.
+        message: String,
+    },
+    /// The primary is clean but logs hold entries newer than it (Windows
+    /// ignores them).
+    CleanWithNewerLogs {
+        /// The primary's sequence number.
+        seq: u32,
+        /// Where the newer entries are.
+        newer: Vec<String>,
+    },
+}
+
+impl Refusal {
+    /// What ignoring the logs would lose, as one clause.
+    fn loss(&self) -> String {
+        const AS_IS: &str =
+            "ignoring the logs (--ignore-logs, ReplayPolicy::IgnoreLogs) uses the primary as it is";
+        match self {
+            Refusal::Gap {
+                first, newest, ..
+            }
+            | Refusal::InconsistentResult {
+                first,
+                last: newest,
+                ..
+            } => format!(
+                "{AS_IS} and loses what log entries {first}..={newest} ({} entries) hold that is not yet in it",
+                newest.wrapping_sub(*first).wrapping_add(1)
+            ),
+            Refusal::CorruptEntry { newer, .. } => format!(
+                "{AS_IS} and loses what the log entries up to {newer} hold that is not yet in it"
+            ),
+            Refusal::LogsOlderThanPrimary { .. } => format!(
+                "{AS_IS}; what Windows wrote after that sequence number is in no log given, so it is lost either way"
+            ),
+            Refusal::NoLogs => format!(
+                "{AS_IS} and loses whatever Windows had logged but not yet written into it; if the .LOG1/.LOG2 (or .LOG) files exist, put them next to the hive"
+            ),
+            Refusal::CleanWithNewerLogs { .. } => format!(
+                "{AS_IS}, as Windows does, and leaves the newer entries unapplied"
+            ),
+            _ => format!(
+                "{AS_IS} and loses whatever Windows had logged but not yet written into it"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NoLogs => write!(f, "the hive is dirty and no transaction log was found"),
+            Refusal::UnreadableLog { log, reason } => {
+                write!(f, "the hive is dirty and its log {log} cannot be read ({reason})")
+            }
+            Refusal::NoBaseBlock => write!(
+                f,
+                "the base block checksum is wrong and no log holds a valid base block"
+            ),
+            Refusal::LogsOlderThanPrimary { expected, newest } => match newest {
+                Some(n) => write!(
+                    f,
+                    "the hive is dirty but its logs are older than the primary: the newest entry is {n}, the primary expects {expected} or later"
+                ),
+                None => write!(
+                    f,
+                    "the hive is dirty but its logs hold no entry (the primary expects sequence number {expected})"
+                ),
+            },
+            Refusal::Gap {
+                expected,
+                first,
+                reached,
+                next,
+                newest,
+                cause,
+            } => {
+                write!(
+                    f,
+                    "the hive is dirty (expected sequence number {expected}) and its log entries have a hole: {first}..={reached} chain, then {} missing, then {next}..={newest}",
+                    if next - reached == 2 {
+                        format!("{}", reached + 1)
+                    } else {
+                        format!("{}..={}", reached + 1, next - 1)
+                    }
+                )?;
+                if let Some(c) = cause {
+                    write!(f, " ({c})")?;
+                }
+                Ok(())
+            }
+            Refusal::CorruptEntry {
+                log,
+                offset,
+                reason,
+                newer,
+            } => write!(
+                f,
+                "{log}: the log entry at offset {offset:#x} is invalid ({reason}) while newer entries (up to {newer}) follow it: the log is damaged, not just cut by a crash"
+            ),
+            Refusal::ConflictingEntries { seq, logs } => write!(
+                f,
+                "{} and {} both hold a different entry with sequence number {seq}",
+                logs[0], logs[1]
+            ),
+            Refusal::BadEntry {
+                log,
+                offset,
+                seq,
+                reason,
+            } => write!(f, "{log}: entry {seq} at offset {offset:#x} {reason}"),
+            Refusal::InconsistentResult {
+                expected,
+                first,
+                last,
+                problem,
+            } => write!(
+                f,
+                "partial reconcile assumed (no entry {expected}, chain {first}..={last}) but the result fails the checker ({problem}): the primary is older than the logs (is a log file missing?)"
+            ),
+            Refusal::NoApplicableLegacyLog { reason } => {
+                write!(f, "the hive is dirty and no legacy log is applicable ({reason})")
+            }
+            Refusal::ReplayedHiveInvalid { message } => {
+                write!(f, "the replayed hive is not valid ({message})")
+            }
+            Refusal::CleanWithNewerLogs { seq, newer } => write!(
+                f,
+                "the primary is clean (sequence {seq}) but logs hold newer entries ({}); Windows would ignore them",
+                newer.join(", ")
+            ),
+        }?;
+        write!(f, "; {}", self.loss())
+    }
+}
+
 /// What replay did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReplayReport {
     /// The primary was dirty.
     pub was_dirty: bool,
+    /// Which rule applied.
+    pub rule: ReplayRule,
     /// The base block was restored from a log.
     pub base_recovered: bool,
     /// Applied entries: (log name, sequence number, pages).
@@ -73,13 +389,73 @@ pub struct ReplayReport {
     pub max_seq: u32,
 }
 
+impl ReplayReport {
+    /// One line for the user when the hive was read as it is although
+    /// dirty ([`ReplayRule::ReadAsIs`] or [`ReplayRule::IgnoredByRequest`]):
+    /// the sequence numbers and why; prefix it with the hive's name.
+    pub fn warning(&self) -> Option<String> {
+        match &self.rule {
+            ReplayRule::ReadAsIs {
+                seq1,
+                seq2,
+                refusal,
+            } => Some(format!(
+                "hive is dirty (sequence numbers {seq1} != {seq2}); read as it is, for reading only: {refusal}"
+            )),
+            ReplayRule::IgnoredByRequest { seq1, seq2 } => Some(format!(
+                "hive is dirty (sequence numbers {seq1} != {seq2}); logs ignored by request: changes Windows had not yet written into the primary are missing"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A refusal with the error kind and log offset it maps to.
+struct Refused {
+    kind: ErrorKind,
+    offset: Option<u64>,
+    why: Refusal,
+}
+
+impl Refused {
+    fn log(why: Refusal) -> Self {
+        Refused {
+            kind: ErrorKind::Log,
+            offset: None,
+            why,
+        }
+    }
+    fn at(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+    fn into_error(self) -> Error {
+        Error {
+            offset: self.offset,
+            ..Error::new(self.kind, self.why.to_string())
+        }
+    }
+}
+
 struct Entry {
     log: usize,
     offset: usize,
+    size: usize,
     seq: u32,
     bins_size: u32,
     flags: u32,
     pages: Vec<(u32, usize, usize)>, // (hive bins offset, log offset, len)
+}
+
+/// Where the parse of a new-format log stopped at an invalid entry.
+struct Stop {
+    log: usize,
+    offset: usize,
+    why: String,
+    /// Newest sequence number of an entry (with an intact header) after the
+    /// invalid one that is newer than every valid entry of this log cycle;
+    /// `None` when only older leftovers (or nothing) follow: a torn write.
+    newer_after: Option<u32>,
 }
 
 enum Parsed {
@@ -87,13 +463,14 @@ enum Parsed {
     New {
         base: BaseBlock,
         entries: Vec<Entry>,
+        stop: Option<Stop>,
     },
     Legacy {
         base: BaseBlock,
     },
 }
 
-fn parse_log(i: usize, log: &LogFile, notes: &mut Vec<String>) -> Result<Parsed> {
+fn parse_log(i: usize, log: &LogFile) -> Result<Parsed> {
     let b = &log.bytes;
     if b.is_empty() || b.iter().take(512).all(|&x| x == 0) {
         return Ok(Parsed::Empty);
@@ -118,74 +495,108 @@ fn parse_log(i: usize, log: &LogFile, notes: &mut Vec<String>) -> Result<Parsed>
     }
     let mut entries = Vec::new();
     let mut off = 512usize;
+    let mut stop = None;
     while off + 40 <= b.len() {
         if &b[off..off + 4] != b"HvLE" {
             break;
         }
-        let stop = |why: &str, notes: &mut Vec<String>| {
-            notes.push(format!(
-                "{}: log entry at offset {off:#x} is invalid ({why}); later entries ignored",
-                log.name
-            ));
-        };
-        let size = le32(b, off + 4) as usize;
-        if size < 40 || !size.is_multiple_of(512) || off + size > b.len() {
-            stop(&format!("size {size:#x}"), notes);
-            break;
-        }
-        let e = &b[off..off + size];
-        let bins_size = le32(e, 16);
-        if bins_size == 0 || !bins_size.is_multiple_of(4096) || bins_size as u64 > MAX_BINS_SIZE {
-            stop(&format!("hive bins size {bins_size:#x}"), notes);
-            break;
-        }
-        if marvin32(&e[40..], LOG_SEED) != base::le64(e, 24) {
-            stop("hash-1 mismatch", notes);
-            break;
-        }
-        if marvin32(&e[..32], LOG_SEED) != base::le64(e, 32) {
-            stop("hash-2 mismatch", notes);
-            break;
-        }
-        let count = le32(e, 20) as usize;
-        if count > (size - 40) / 8 {
-            stop(&format!("{count} dirty pages do not fit"), notes);
-            break;
-        }
-        let mut pages = Vec::with_capacity(count);
-        let mut data = 40 + count * 8;
-        let mut ok = true;
-        for p in 0..count {
-            let po = le32(e, 40 + p * 8);
-            let ps = le32(e, 44 + p * 8) as usize;
-            if data + ps > size || po as u64 + ps as u64 > bins_size as u64 {
-                ok = false;
+        match parse_entry(i, b, off) {
+            Ok(e) => {
+                off += e.size;
+                entries.push(e);
+            }
+            Err(why) => {
+                // Entries of this cycle are newer than its last valid entry
+                // (or than the cycle start in the log's base block).
+                let floor = entries.last().map_or(base.seq2, |e: &Entry| e.seq);
+                let newer_after = newer_headers_after(b, off, floor);
+                stop = Some(Stop {
+                    log: i,
+                    offset: off,
+                    why,
+                    newer_after,
+                });
                 break;
             }
-            pages.push((po, off + data, ps));
-            data += ps;
         }
-        if !ok {
-            stop("dirty page outside the entry or the hive", notes);
-            break;
-        }
-        entries.push(Entry {
-            log: i,
-            offset: off,
-            seq: le32(e, 12),
-            bins_size,
-            flags: le32(e, 8),
-            pages,
-        });
-        off += size;
     }
-    Ok(Parsed::New { base, entries })
+    Ok(Parsed::New {
+        base,
+        entries,
+        stop,
+    })
+}
+
+/// Parse and validate the entry at `off` (signature already checked).
+fn parse_entry(i: usize, b: &[u8], off: usize) -> std::result::Result<Entry, String> {
+    let size = le32(b, off + 4) as usize;
+    if size < 40 || !size.is_multiple_of(512) || off + size > b.len() {
+        return Err(format!("size {size:#x}"));
+    }
+    let e = &b[off..off + size];
+    let bins_size = le32(e, 16);
+    if bins_size == 0 || !bins_size.is_multiple_of(4096) || bins_size as u64 > MAX_BINS_SIZE {
+        return Err(format!("hive bins size {bins_size:#x}"));
+    }
+    if marvin32(&e[40..], LOG_SEED) != base::le64(e, 24) {
+        return Err("hash-1 mismatch".into());
+    }
+    if marvin32(&e[..32], LOG_SEED) != base::le64(e, 32) {
+        return Err("hash-2 mismatch".into());
+    }
+    let count = le32(e, 20) as usize;
+    if count > (size - 40) / 8 {
+        return Err(format!("{count} dirty pages do not fit"));
+    }
+    let mut pages = Vec::with_capacity(count);
+    let mut data = 40 + count * 8;
+    for p in 0..count {
+        let po = le32(e, 40 + p * 8);
+        let ps = le32(e, 44 + p * 8) as usize;
+        if data + ps > size || po as u64 + ps as u64 > bins_size as u64 {
+            return Err("dirty page outside the entry or the hive".into());
+        }
+        pages.push((po, off + data, ps));
+        data += ps;
+    }
+    Ok(Entry {
+        log: i,
+        offset: off,
+        size,
+        seq: le32(e, 12),
+        bins_size,
+        flags: le32(e, 8),
+        pages,
+    })
+}
+
+/// After an invalid entry at `bad`, look for entry headers that are intact
+/// (signature and hash-2) and newer than `floor`: they mean the invalid
+/// entry sits in the middle of the log, not at its torn end. Returns the
+/// newest such sequence number. Scans 512-byte boundaries (bounded by the
+/// log size).
+fn newer_headers_after(b: &[u8], bad: usize, floor: u32) -> Option<u32> {
+    let mut newest = None;
+    let mut off = bad + 512;
+    while off + 40 <= b.len() {
+        if &b[off..off + 4] == b"HvLE"
+            && marvin32(&b[off..off + 32], LOG_SEED) == base::le64(b, off + 32)
+        {
+            let seq = le32(b, off + 12);
+            if seq > floor && newest.is_none_or(|n| seq > n) {
+                newest = Some(seq);
+            }
+        }
+        off += 512;
+    }
+    newest
 }
 
 impl Hive {
     /// Open a primary hive with its transaction logs (any of `.LOG`,
     /// `.LOG1`, `.LOG2`, in any order). A dirty hive is recovered per the
-    /// rules in this module; see [`ReplayPolicy`] for refusals.
+    /// rules in this module; see [`ReplayPolicy`] for refusals and
+    /// [`ReplayReport::rule`] for the rule that applied.
     pub fn open_with_logs(
         primary: Vec<u8>,
         logs: &[LogFile],
@@ -199,110 +610,307 @@ impl Hive {
             if rep.was_dirty {
                 rep.notes
                     .push("hive is dirty; logs ignored by request".into());
+                rep.rule = ReplayRule::IgnoredByRequest {
+                    seq1: pb.seq1,
+                    seq2: pb.seq2,
+                };
             }
             let mut h = Hive::open_unchecked(primary)?;
             h.log_seq = rep.max_seq;
             return Ok((h, rep));
         }
-        let mut parsed = Vec::new();
-        for (i, l) in logs.iter().enumerate() {
-            match parse_log(i, l, &mut rep.notes) {
-                Ok(p) => parsed.push(p),
-                Err(e) if !rep.was_dirty => {
-                    rep.notes.push(format!("ignored: {e}"));
-                    parsed.push(Parsed::Empty);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        for p in &parsed {
-            match p {
-                Parsed::New { base, entries } => {
-                    rep.max_seq = rep.max_seq.max(base.seq1).max(base.seq2);
-                    for e in entries {
-                        rep.max_seq = rep.max_seq.max(e.seq);
-                    }
-                }
-                Parsed::Legacy { base } => rep.max_seq = rep.max_seq.max(base.seq1).max(base.seq2),
-                Parsed::Empty => {}
-            }
-        }
-        if !rep.was_dirty {
-            let newer: Vec<String> = parsed
-                .iter()
-                .filter_map(|p| match p {
-                    Parsed::New { entries, .. } => {
-                        entries.iter().find(|e| e.seq >= pb.seq2).map(|e| {
-                            format!(
-                                "{} holds entry {} at offset {:#x}",
-                                logs[e.log].name, e.seq, e.offset
-                            )
-                        })
-                    }
-                    _ => None,
-                })
-                .collect();
-            if !newer.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::Log,
-                    format!(
-                        "the primary is clean (sequence {}) but logs hold newer entries ({}); Windows would ignore them; pass IgnoreLogs to use the primary as it is",
-                        pb.seq2,
-                        newer.join(", ")
-                    ),
-                ));
-            }
-            let mut h = Hive::open_unchecked(primary)?;
-            h.log_seq = rep.max_seq;
-            return Ok((h, rep));
-        }
-        let mut bytes = primary;
-        if !pb.checksum_ok {
-            // Recover the base block from the newest valid log base block.
-            let best = parsed
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| match p {
-                    Parsed::New { base, .. } | Parsed::Legacy { base } => Some((base.seq1, i)),
-                    Parsed::Empty => None,
-                })
-                .max();
-            let Some((_, i)) = best else {
-                return Err(Error::new(
-                    ErrorKind::Log,
-                    "base block checksum is wrong and no log holds a valid base block",
-                ));
-            };
-            if bytes.len() < BASE_SIZE {
-                bytes.resize(BASE_SIZE, 0);
-            }
-            bytes[..512].copy_from_slice(&logs[i].bytes[..512]);
-            put32(&mut bytes, 28, 0);
-            rep.base_recovered = true;
-        }
-        let legacy = parsed.iter().any(|p| matches!(p, Parsed::Legacy { .. }));
-        let newfmt = parsed.iter().any(|p| matches!(p, Parsed::New { .. }));
-        if newfmt {
-            replay_new(&mut bytes, logs, &parsed, &mut rep)?;
-        } else if legacy {
-            replay_legacy(&mut bytes, logs, &parsed, &mut rep)?;
-        } else {
-            return Err(Error::new(
-                ErrorKind::Dirty,
-                "the hive is dirty and no transaction log was found; pass IgnoreLogs to use the primary as it is",
-            ));
-        }
-        // Clean base block.
-        let seq = rep.max_seq.max(le32(&bytes, 4)).max(le32(&bytes, 8));
-        put32(&mut bytes, 4, seq);
-        put32(&mut bytes, 8, seq);
-        let c = base::checksum(&bytes);
-        put32(&mut bytes, 508, c);
-        let mut h = Hive::open_unchecked(bytes)?;
+        let fallback = (policy == ReplayPolicy::ReadOnlyBestEffort).then(|| primary.clone());
+        let refused = match replay(primary, &pb, logs, &mut rep) {
+            Ok(h) => return Ok((h, rep)),
+            Err(r) => r,
+        };
+        let Some(primary) = fallback else {
+            return Err(refused.into_error());
+        };
+        // Read as it is: the replay attempt's applied entries do not count.
+        rep.applied.clear();
+        rep.base_recovered = false;
+        rep.rule = ReplayRule::ReadAsIs {
+            seq1: pb.seq1,
+            seq2: pb.seq2,
+            refusal: refused.why,
+        };
+        let mut h = Hive::open_unchecked(primary)?;
         h.log_seq = rep.max_seq;
-        h.modified = true;
+        h.read_only = rep.warning();
         Ok((h, rep))
     }
+}
+
+/// Parse every log; a log that cannot be read is a note for a clean hive
+/// and a refusal for a dirty one.
+fn parse_all(
+    logs: &[LogFile],
+    rep: &mut ReplayReport,
+) -> std::result::Result<Vec<Parsed>, Refused> {
+    let mut parsed = Vec::new();
+    for (i, l) in logs.iter().enumerate() {
+        match parse_log(i, l) {
+            Ok(p) => parsed.push(p),
+            Err(e) if !rep.was_dirty => {
+                rep.notes.push(format!("ignored: {e}"));
+                parsed.push(Parsed::Empty);
+            }
+            Err(e) => {
+                return Err(Refused::log(Refusal::UnreadableLog {
+                    log: l.name.clone(),
+                    reason: e.message,
+                })
+                .at(e.offset.unwrap_or(0)))
+            }
+        }
+    }
+    for p in &parsed {
+        match p {
+            Parsed::New { base, entries, .. } => {
+                rep.max_seq = rep.max_seq.max(base.seq1).max(base.seq2);
+                for e in entries {
+                    rep.max_seq = rep.max_seq.max(e.seq);
+                }
+            }
+            Parsed::Legacy { base } => rep.max_seq = rep.max_seq.max(base.seq1).max(base.seq2),
+            Parsed::Empty => {}
+        }
+    }
+    Ok(parsed)
+}
+
+/// Everything [`ReplayPolicy::Strict`] does: the clean check, base block
+/// recovery, replay of the new or legacy format, the final base block.
+fn replay(
+    primary: Vec<u8>,
+    pb: &BaseBlock,
+    logs: &[LogFile],
+    rep: &mut ReplayReport,
+) -> std::result::Result<Hive, Refused> {
+    let parsed = parse_all(logs, rep)?;
+    if !rep.was_dirty {
+        refuse_newer_than_clean(pb, logs, &parsed)?;
+        let mut h = Hive::open_unchecked(primary).map_err(invalid)?;
+        h.log_seq = rep.max_seq;
+        return Ok(h);
+    }
+    let mut bytes = primary;
+    if !pb.checksum_ok {
+        recover_base_block(&mut bytes, logs, &parsed)?;
+        rep.base_recovered = true;
+    }
+    let legacy = parsed.iter().any(|p| matches!(p, Parsed::Legacy { .. }));
+    let newfmt = parsed.iter().any(|p| matches!(p, Parsed::New { .. }));
+    if newfmt {
+        replay_new(&mut bytes, logs, &parsed, rep)?;
+    } else if legacy {
+        replay_legacy(&mut bytes, logs, &parsed, rep)?;
+    } else {
+        return Err(Refused {
+            kind: ErrorKind::Dirty,
+            offset: None,
+            why: Refusal::NoLogs,
+        });
+    }
+    // Clean base block.
+    let seq = rep.max_seq.max(le32(&bytes, 4)).max(le32(&bytes, 8));
+    put32(&mut bytes, 4, seq);
+    put32(&mut bytes, 8, seq);
+    let c = base::checksum(&bytes);
+    put32(&mut bytes, 508, c);
+    let mut h = Hive::open_unchecked(bytes).map_err(invalid)?;
+    h.log_seq = rep.max_seq;
+    h.modified = true;
+    if let ReplayRule::PartialReconcile {
+        expected,
+        first,
+        last,
+    } = rep.rule
+    {
+        // The primary's state is only inferred: verify the result.
+        if let Some(p) = h.check_errors().into_iter().next() {
+            return Err(Refused::log(Refusal::InconsistentResult {
+                expected,
+                first,
+                last,
+                problem: p.to_string(),
+            }));
+        }
+    }
+    Ok(h)
+}
+
+fn invalid(e: Error) -> Refused {
+    Refused {
+        kind: e.kind,
+        offset: e.offset,
+        why: Refusal::ReplayedHiveInvalid { message: e.message },
+    }
+}
+
+fn refuse_newer_than_clean(
+    pb: &BaseBlock,
+    logs: &[LogFile],
+    parsed: &[Parsed],
+) -> std::result::Result<(), Refused> {
+    let newer: Vec<String> = parsed
+        .iter()
+        .filter_map(|p| match p {
+            Parsed::New { entries, .. } => entries.iter().find(|e| e.seq >= pb.seq2).map(|e| {
+                format!(
+                    "{} holds entry {} at offset {:#x}",
+                    logs[e.log].name, e.seq, e.offset
+                )
+            }),
+            _ => None,
+        })
+        .collect();
+    if newer.is_empty() {
+        return Ok(());
+    }
+    Err(Refused::log(Refusal::CleanWithNewerLogs {
+        seq: pb.seq2,
+        newer,
+    }))
+}
+
+/// Restore the base block of a primary with a bad checksum from the newest
+/// valid log base block.
+fn recover_base_block(
+    bytes: &mut Vec<u8>,
+    logs: &[LogFile],
+    parsed: &[Parsed],
+) -> std::result::Result<(), Refused> {
+    let best = parsed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            Parsed::New { base, .. } | Parsed::Legacy { base } => Some((base.seq1, i)),
+            Parsed::Empty => None,
+        })
+        .max();
+    let Some((_, i)) = best else {
+        return Err(Refused::log(Refusal::NoBaseBlock));
+    };
+    if bytes.len() < BASE_SIZE {
+        bytes.resize(BASE_SIZE, 0);
+    }
+    bytes[..512].copy_from_slice(&logs[i].bytes[..512]);
+    put32(bytes, 28, 0);
+    Ok(())
+}
+
+/// Index the valid entries of all new-format logs by sequence number;
+/// identical copies are merged, different ones refused.
+fn index_entries<'p>(
+    logs: &[LogFile],
+    parsed: &'p [Parsed],
+) -> std::result::Result<BTreeMap<u32, &'p Entry>, Refused> {
+    let mut by_seq: BTreeMap<u32, &Entry> = BTreeMap::new();
+    for p in parsed {
+        let Parsed::New { entries, .. } = p else {
+            continue;
+        };
+        for e in entries {
+            if let Some(prev) = by_seq.get(&e.seq) {
+                let a = &logs[prev.log].bytes[prev.offset..prev.offset + prev.size];
+                let b = &logs[e.log].bytes[e.offset..e.offset + e.size];
+                if a != b {
+                    return Err(Refused::log(Refusal::ConflictingEntries {
+                        seq: e.seq,
+                        logs: [logs[prev.log].name.clone(), logs[e.log].name.clone()],
+                    })
+                    .at(e.offset as u64));
+                }
+                continue;
+            }
+            by_seq.insert(e.seq, e);
+        }
+    }
+    Ok(by_seq)
+}
+
+/// Choose the chain to apply: the entries at or above `expected`, which
+/// must be contiguous; sets `rep.rule`. Returns (first, last).
+fn choose_chain(
+    expected: u32,
+    by_seq: &BTreeMap<u32, &Entry>,
+    logs: &[LogFile],
+    parsed: &[Parsed],
+    rep: &mut ReplayReport,
+) -> std::result::Result<(u32, u32), Refused> {
+    // An invalid entry with newer entries after it: damage, not a torn write.
+    for p in parsed {
+        if let Parsed::New {
+            stop:
+                Some(Stop {
+                    log,
+                    offset,
+                    why,
+                    newer_after: Some(n),
+                }),
+            ..
+        } = p
+        {
+            if *n >= expected {
+                let log = *log;
+                return Err(Refused::log(Refusal::CorruptEntry {
+                    log: logs[log].name.clone(),
+                    offset: *offset as u64,
+                    reason: why.clone(),
+                    newer: *n,
+                })
+                .at(*offset as u64));
+            }
+        }
+    }
+    let live: Vec<u32> = by_seq.range(expected..).map(|(&s, _)| s).collect();
+    let Some(&first) = live.first() else {
+        return Err(Refused::log(Refusal::LogsOlderThanPrimary {
+            expected,
+            newest: by_seq.keys().next_back().copied(),
+        }));
+    };
+    let mut last = first;
+    for &s in &live[1..] {
+        if s != last.wrapping_add(1) {
+            // The log whose parse stopped right where the chain breaks.
+            let cause = parsed.iter().find_map(|p| match p {
+                Parsed::New {
+                    stop: Some(st),
+                    entries,
+                    ..
+                } if entries.last().is_none_or(|e| e.seq == last) => Some(format!(
+                    "{} stops at an invalid entry at offset {:#x}: {}",
+                    logs[st.log].name, st.offset, st.why
+                )),
+                _ => None,
+            });
+            return Err(Refused::log(Refusal::Gap {
+                expected,
+                first,
+                reached: last,
+                next: s,
+                newest: *live.last().unwrap_or(&s),
+                cause,
+            }));
+        }
+        last = s;
+    }
+    rep.rule = if first == expected {
+        ReplayRule::Continuous { first, last }
+    } else {
+        rep.notes.push(format!(
+            "partial reconcile detected: no log entry has the expected sequence number {expected}; applied the chain {first}..={last}"
+        ));
+        ReplayRule::PartialReconcile {
+            expected,
+            first,
+            last,
+        }
+    };
+    Ok((first, last))
 }
 
 fn replay_new(
@@ -310,78 +918,52 @@ fn replay_new(
     logs: &[LogFile],
     parsed: &[Parsed],
     rep: &mut ReplayReport,
-) -> Result<()> {
-    let mut by_seq: BTreeMap<u32, &Entry> = BTreeMap::new();
-    for p in parsed {
-        if let Parsed::New { entries, .. } = p {
-            for e in entries {
-                if let Some(prev) = by_seq.get(&e.seq) {
-                    let a = &logs[prev.log].bytes[prev.offset
-                        ..prev.offset + le32(&logs[prev.log].bytes, prev.offset + 4) as usize];
-                    let b = &logs[e.log].bytes
-                        [e.offset..e.offset + le32(&logs[e.log].bytes, e.offset + 4) as usize];
-                    if a != b {
-                        return Err(Error::log(
-                            e.offset as u64,
-                            format!(
-                                "{} and {} both hold a different entry with sequence number {}",
-                                logs[prev.log].name, logs[e.log].name, e.seq
-                            ),
-                        ));
-                    }
-                    continue;
-                }
-                by_seq.insert(e.seq, e);
-            }
-        }
-    }
-    let start = le32(bytes, 8);
-    let mut seq = start;
-    while let Some(e) = by_seq.get(&seq) {
-        let old = bytes.len().saturating_sub(BASE_SIZE) as u64;
-        let want = e.bins_size as u64;
-        let size = le32(&logs[e.log].bytes, e.offset + 4) as u64;
-        if want > old.max(le32(bytes, 40) as u64) + size.div_ceil(4096) * 4096 {
-            return Err(Error::log(
-                e.offset as u64,
-                format!(
-                    "{}: entry {} grows the hive to {want:#x} bytes, more than its pages can fill",
-                    logs[e.log].name, e.seq
-                ),
-            ));
-        }
-        bytes.resize(BASE_SIZE + want as usize, 0);
-        for &(po, lo, len) in &e.pages {
-            let dst = BASE_SIZE + po as usize;
-            bytes[dst..dst + len].copy_from_slice(&logs[e.log].bytes[lo..lo + len]);
-        }
-        put32(bytes, 40, e.bins_size);
-        put32(bytes, 144, e.flags);
+) -> std::result::Result<(), Refused> {
+    let by_seq = index_entries(logs, parsed)?;
+    let expected = le32(bytes, 8);
+    let (first, last) = choose_chain(expected, &by_seq, logs, parsed, rep)?;
+    for (_, e) in by_seq.range(first..=last) {
+        apply_entry(bytes, &logs[e.log], e)?;
         rep.applied
             .push((logs[e.log].name.clone(), e.seq, e.pages.len()));
-        seq = seq.wrapping_add(1);
     }
-    if rep.applied.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Log,
-            format!(
-                "the hive is dirty but no log entry has the expected sequence number {start} (found: {:?}); pass IgnoreLogs to use the primary as it is",
-                by_seq.keys().collect::<Vec<_>>()
-            ),
-        ));
+    for p in parsed {
+        if let Parsed::New { stop: Some(st), .. } = p {
+            rep.notes.push(format!(
+                "{}: the log entry at offset {:#x} is invalid ({}): a torn final write, not applied, as Windows does",
+                logs[st.log].name, st.offset, st.why
+            ));
+        }
     }
-    for (&s, e) in by_seq.range(seq..) {
-        rep.notes.push(format!(
-            "{}: entry {s} after a gap in the sequence was not applied",
-            logs[e.log].name
-        ));
-    }
-    let stale = by_seq.range(..start).count();
+    let stale = by_seq.range(..expected).count();
     if stale > 0 {
         rep.notes
             .push(format!("{stale} already-applied log entries skipped"));
     }
-    rep.max_seq = rep.max_seq.max(seq);
+    rep.max_seq = rep.max_seq.max(last.wrapping_add(1));
+    Ok(())
+}
+
+/// Resize the hive bins data to the entry's size and write its pages.
+fn apply_entry(bytes: &mut Vec<u8>, log: &LogFile, e: &Entry) -> std::result::Result<(), Refused> {
+    let old = bytes.len().saturating_sub(BASE_SIZE) as u64;
+    let want = e.bins_size as u64;
+    if want > old.max(le32(bytes, 40) as u64) + (e.size as u64).div_ceil(4096) * 4096 {
+        return Err(Refused::log(Refusal::BadEntry {
+            log: log.name.clone(),
+            offset: e.offset as u64,
+            seq: e.seq,
+            reason: format!("grows the hive to {want:#x} bytes, more than its pages can fill"),
+        })
+        .at(e.offset as u64));
+    }
+    bytes.resize(BASE_SIZE + want as usize, 0);
+    for &(po, lo, len) in &e.pages {
+        let dst = BASE_SIZE + po as usize;
+        bytes[dst..dst + len].copy_from_slice(&log.bytes[lo..lo + len]);
+    }
+    put32(bytes, 40, e.bins_size);
+    put32(bytes, 144, e.flags);
     Ok(())
 }
 
@@ -390,7 +972,7 @@ fn replay_legacy(
     logs: &[LogFile],
     parsed: &[Parsed],
     rep: &mut ReplayReport,
-) -> Result<()> {
+) -> std::result::Result<(), Refused> {
     let ts = base::le64(bytes, 12);
     let pick = parsed.iter().enumerate().find_map(|(i, p)| match p {
         Parsed::Legacy { base } if base.seq1 == base.seq2 && base.timestamp == ts => {
@@ -399,29 +981,30 @@ fn replay_legacy(
         _ => None,
     });
     let Some((i, lb)) = pick else {
-        return Err(Error::new(
-            ErrorKind::Log,
-            "the hive is dirty and no legacy log is applicable (valid, equal sequence numbers, same timestamp as the primary)",
-        ));
+        return Err(Refused::log(Refusal::NoApplicableLegacyLog {
+            reason: "none is valid with equal sequence numbers and the primary's timestamp".into(),
+        }));
+    };
+    let name = &logs[i].name;
+    let unusable = |offset: u64, reason: String| {
+        Refused::log(Refusal::UnreadableLog {
+            log: name.clone(),
+            reason,
+        })
+        .at(offset)
     };
     let l = &logs[i].bytes;
     if l.len() < 516 || &l[512..516] != b"DIRT" {
-        return Err(Error::log(
+        return Err(unusable(
             512,
-            format!(
-                "{}: expected the dirty vector signature \"DIRT\"",
-                logs[i].name
-            ),
+            "expected the dirty vector signature \"DIRT\"".into(),
         ));
     }
     let size = lb.bins_size as usize;
     if !size.is_multiple_of(4096) || size as u64 > MAX_BINS_SIZE || size / 512 / 8 + 516 > l.len() {
-        return Err(Error::log(
+        return Err(unusable(
             40,
-            format!(
-                "{}: hive bins size {size:#x} does not fit the log",
-                logs[i].name
-            ),
+            format!("hive bins size {size:#x} does not fit the log"),
         ));
     }
     let bits = size / 512;
@@ -432,9 +1015,9 @@ fn replay_legacy(
     for bit in 0..bits {
         if bitmap[bit / 8] >> (bit % 8) & 1 == 1 {
             if src + 512 > l.len() {
-                return Err(Error::log(
+                return Err(unusable(
                     src as u64,
-                    format!("{}: dirty page missing (log truncated)", logs[i].name),
+                    "dirty page missing (log truncated)".into(),
                 ));
             }
             let dst = BASE_SIZE + bit * 512;
@@ -445,8 +1028,9 @@ fn replay_legacy(
     }
     bytes.truncate(BASE_SIZE + size);
     put32(bytes, 40, lb.bins_size);
-    rep.applied.push((logs[i].name.clone(), lb.seq1, pages));
+    rep.applied.push((name.clone(), lb.seq1, pages));
     rep.max_seq = rep.max_seq.max(lb.seq1);
+    rep.rule = ReplayRule::Legacy { log: name.clone() };
     Ok(())
 }
 

@@ -17,7 +17,9 @@ pub struct Args {
 enum HiveCmd {
     /// Print a key and its subtree as .reg text (or JSON) on stdout.
     Export {
-        /// Hive file (logs next to it are replayed in memory).
+        /// Hive file (logs next to it are replayed in memory; a dirty hive
+        /// whose logs are missing or unusable is read as it is, with a
+        /// warning).
         hive: PathBuf,
         /// Key path below the root (default: the root).
         key: Option<String>,
@@ -56,6 +58,10 @@ enum HiveCmd {
         /// Where to write the clean hive (must differ from HIVE).
         #[arg(long, short)]
         output: PathBuf,
+        /// Print the replay report (rule applied, entries, notes) as JSON
+        /// on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Check every structural invariant; exit non-zero if any problem.
     Check {
@@ -72,23 +78,34 @@ enum HiveCmd {
     },
 }
 
-fn policy(ignore: bool) -> ReplayPolicy {
-    if ignore {
-        ReplayPolicy::IgnoreLogs
-    } else {
-        ReplayPolicy::Strict
-    }
-}
-
-fn open(path: &Path, ignore_logs: bool) -> anyhow::Result<Hive> {
-    let (h, rep) = regf::open_file_with_logs(path, policy(ignore_logs)).with_context(|| {
+/// Open a hive: with `--ignore-logs` the primary as it is; for reading,
+/// logs replayed when usable and the primary as it is otherwise (with a
+/// warning); for editing, logs replayed or refused with the reason.
+fn open(path: &Path, ignore_logs: bool, for_editing: bool) -> anyhow::Result<Hive> {
+    let policy = match (ignore_logs, for_editing) {
+        (true, _) => ReplayPolicy::IgnoreLogs,
+        (false, true) => ReplayPolicy::Strict,
+        (false, false) => ReplayPolicy::ReadOnlyBestEffort,
+    };
+    let (h, rep) = regf::open_file_with_logs(path, policy).with_context(|| {
         format!(
-            "opening hive {} (--ignore-logs takes a dirty primary as it is)",
-            path.display()
+            "opening hive {}{}",
+            path.display(),
+            if for_editing { " for editing" } else { "" }
         )
     })?;
+    report(path, &rep);
+    Ok(h)
+}
+
+/// Notes, the dirty-hive warning and the count of replayed entries, on
+/// stderr.
+fn report(path: &Path, rep: &regf::ReplayReport) {
     for n in &rep.notes {
         eprintln!("hyper2kvm: note: {n}");
+    }
+    if let Some(w) = rep.warning() {
+        eprintln!("hyper2kvm: warning: {}: {w}", path.display());
     }
     if !rep.applied.is_empty() {
         eprintln!(
@@ -97,7 +114,6 @@ fn open(path: &Path, ignore_logs: bool) -> anyhow::Result<Hive> {
             path.display()
         );
     }
-    Ok(h)
 }
 
 /// Run the subcommand.
@@ -110,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             prefix,
             ignore_logs,
         } => {
-            let h = open(&hive, ignore_logs)?;
+            let h = open(&hive, ignore_logs, false)?;
             let key = key.unwrap_or_default();
             let mut out = std::io::stdout().lock();
             if json {
@@ -133,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let text =
                 regf::decode_reg_bytes(&bytes).with_context(|| file.display().to_string())?;
-            let mut h = open(&hive, ignore_logs)?;
+            let mut h = open(&hive, ignore_logs, true)?;
             let st = h
                 .import_reg(&text, prefix.as_deref())
                 .with_context(|| format!("importing {}", file.display()))?;
@@ -171,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        HiveCmd::Replay { hive, output } => {
+        HiveCmd::Replay { hive, output, json } => {
             if same_file(&hive, &output) {
                 bail!("--output must differ from the hive itself");
             }
@@ -187,6 +203,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 eprintln!("hyper2kvm: {} was clean; nothing to replay", hive.display());
             }
             h.write_to(&output)?;
+            if json {
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer_pretty(&mut out, &rep)?;
+                writeln!(out)?;
+            }
             Ok(())
         }
         HiveCmd::Check { hive } => {

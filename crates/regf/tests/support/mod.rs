@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use regf::Hive;
+use regf::{Hive, LogFile};
 
 /// Directory of the shared test hives.
 pub fn hives_dir() -> PathBuf {
@@ -285,4 +285,111 @@ pub fn assert_clean(h: &Hive, what: &str) {
         p.len(),
         &p[..p.len().min(5)]
     );
+}
+
+// ----- transaction log builders: our writer for the log states -----
+
+/// Recover `primary` with regipy's `apply_transaction_logs` (first log as
+/// its primary log, second as its secondary one, applied first) into `out`.
+pub fn regipy_recover(primary: &Path, logs: &[&Path], out: &Path) {
+    require("python3");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/regipy_dump.py");
+    let list: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
+    run(Command::new("python3")
+        .arg(script)
+        .arg(primary)
+        .arg(list.join(","))
+        .arg(out));
+    // regipy rewrites the sequence numbers without fixing the base block
+    // checksum, which hivex (rightly) rejects: fix just the checksum.
+    let mut b = std::fs::read(out).unwrap();
+    let c = regf::checksum(&b);
+    b[508..512].copy_from_slice(&c.to_le_bytes());
+    std::fs::write(out, b).unwrap();
+}
+
+/// A named log.
+pub fn log(name: &str, bytes: Vec<u8>) -> LogFile {
+    LogFile {
+        name: name.into(),
+        bytes,
+    }
+}
+
+/// Set both sequence numbers and fix the checksum.
+pub fn set_seq(bytes: &mut [u8], s1: u32, s2: u32) {
+    bytes[4..8].copy_from_slice(&s1.to_le_bytes());
+    bytes[8..12].copy_from_slice(&s2.to_le_bytes());
+    let c = regf::checksum(bytes);
+    bytes[508..512].copy_from_slice(&c.to_le_bytes());
+}
+
+/// A legacy (`DIRT`) log taking `a` to `b` (same size): `a`'s base block
+/// (type 1, equal sequence numbers), the dirty vector, the changed pages.
+pub fn legacy_log(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut head = a[..512].to_vec();
+    head[28..32].copy_from_slice(&1u32.to_le_bytes());
+    let s = u32::from_le_bytes(a[8..12].try_into().unwrap());
+    set_seq(&mut head, s, s);
+    let size = b.len() - 4096;
+    let mut bitmap = vec![0u8; size / 4096];
+    let mut pages = Vec::new();
+    for i in 0..size / 512 {
+        let r = 4096 + i * 512..4096 + (i + 1) * 512;
+        if a[r.clone()] != b[r.clone()] {
+            bitmap[i / 8] |= 1 << (i % 8);
+            pages.extend_from_slice(&b[r]);
+        }
+    }
+    let mut out = head;
+    out.extend_from_slice(b"DIRT");
+    out.extend(bitmap);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.extend(pages);
+    out
+}
+
+/// Build an HvLE entry holding the pages of `b` that differ from `a`.
+pub fn hvle_entry(a: &[u8], b: &[u8], seq: u32) -> Vec<u8> {
+    let size = b.len() - 4096;
+    let mut refs = Vec::new();
+    let mut pages = Vec::new();
+    for i in 0..size / 4096 {
+        let r = 4096 + i * 4096..4096 + (i + 1) * 4096;
+        if a.get(r.clone()) != Some(&b[r.clone()]) {
+            refs.push(((i * 4096) as u32, 4096u32));
+            pages.extend_from_slice(&b[r]);
+        }
+    }
+    let mut e = vec![0u8; 40];
+    e[0..4].copy_from_slice(b"HvLE");
+    e[12..16].copy_from_slice(&seq.to_le_bytes());
+    e[16..20].copy_from_slice(&(size as u32).to_le_bytes());
+    e[20..24].copy_from_slice(&(refs.len() as u32).to_le_bytes());
+    for (o, s) in refs {
+        e.extend(o.to_le_bytes());
+        e.extend(s.to_le_bytes());
+    }
+    e.extend(pages);
+    e.resize(e.len().div_ceil(512) * 512, 0);
+    let n = e.len() as u32;
+    e[4..8].copy_from_slice(&n.to_le_bytes());
+    let h1 = regf::marvin32(&e[40..], regf::LOG_SEED);
+    e[24..32].copy_from_slice(&h1.to_le_bytes());
+    let h2 = regf::marvin32(&e[..32], regf::LOG_SEED);
+    e[32..40].copy_from_slice(&h2.to_le_bytes());
+    e
+}
+
+/// A new-format log: `primary`'s base block (type 6, its secondary
+/// sequence number), then `entries`.
+pub fn new_log(primary: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut head = primary[..512].to_vec();
+    head[28..32].copy_from_slice(&6u32.to_le_bytes());
+    let s = u32::from_le_bytes(primary[8..12].try_into().unwrap());
+    set_seq(&mut head, s, s);
+    for e in entries {
+        head.extend_from_slice(e);
+    }
+    head
 }
