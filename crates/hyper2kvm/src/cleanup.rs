@@ -4,7 +4,7 @@
 //! Long-running commands register what they are writing: `convert` its
 //! destination (whose data goes to the temporary `.<name>.tmp-<pid>` of
 //! [`vdisk::writer::TempOutput`] until the rename), `migrate` its
-//! `.staging-<pid>/` folder. On SIGINT, SIGTERM or SIGHUP
+//! `.staging-<pid>/` folder. On SIGINT or SIGTERM
 //! ([`install_signal_handlers`]) the registered files are removed and the
 //! process then dies by the same signal, so shells and `timeout` see what
 //! happened. `kill -9` cannot be caught: the files stay, named with the
@@ -127,11 +127,12 @@ pub fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "hyper2kvm: {msg}");
 }
 
-/// Watch SIGINT, SIGTERM and SIGHUP on a background thread: on the first
-/// one, remove what is registered, say so, and die by that signal.
+/// Watch SIGINT and SIGTERM on a background thread: on the first one,
+/// remove what is registered, say so, and die by that signal. (SIGHUP is
+/// left alone: under `nohup` it is ignored, and must stay so.)
 pub fn install_signal_handlers() -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
