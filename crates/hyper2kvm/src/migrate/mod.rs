@@ -222,9 +222,11 @@ pub fn run(o: &Options) -> Result<Report> {
     }
     let text = serde_json::to_string_pretty(&report)?;
     let report_path = o.out.join("report.json");
-    std::fs::write(&report_path, text)
-        .with_context(|| format!("cannot write {}", report_path.display()))?;
-    res.map(|_| report)
+    let written = std::fs::write(&report_path, text)
+        .with_context(|| format!("cannot write {}", report_path.display()));
+    // The run's own error first: a folder we cannot write fails both.
+    res?;
+    written.map(|_| report)
 }
 
 fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
