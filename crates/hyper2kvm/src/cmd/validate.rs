@@ -84,6 +84,8 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     if args.json {
         let reports: Vec<_> = results.iter().map(|r| &r.report).collect();
         println!("{}", serde_json::to_string_pretty(&reports)?);
+        // The reports say what failed: no second JSON document.
+        hyper2kvm::errors::mark_json_error_printed();
     } else {
         for r in &results {
             let rep = &r.report;
