@@ -3,8 +3,10 @@
 //! thin front end over this library.
 #![forbid(unsafe_code)]
 
+pub mod cleanup;
 pub mod diskconv;
 pub mod driverdisk;
+pub mod errors;
 pub mod fixtures;
 pub mod migrate;
 pub mod validate;

@@ -100,6 +100,10 @@ impl Error {
     }
 }
 
+/// `PATH: [at offset N: ]KIND: MESSAGE`, or `PATH: [at offset N: ]MESSAGE:
+/// OS ERROR` for an I/O error. The OS error is also the error's
+/// [`source`](std::error::Error::source), so a chain printer that shows
+/// causes leaves repeated text out (hyper2kvm's does).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(p) = &self.path {
@@ -108,11 +112,11 @@ impl fmt::Display for Error {
         if let Some(o) = self.offset {
             write!(f, "at offset {o:#x}: ")?;
         }
-        write!(f, "{}: {}", self.kind.label(), self.message)?;
-        if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
+        match &self.source {
+            // The OS error says what kind of failure it is: no label.
+            Some(s) => write!(f, "{}: {s}", self.message),
+            None => write!(f, "{}: {}", self.kind.label(), self.message),
         }
-        Ok(())
     }
 }
 

@@ -6,6 +6,64 @@ use crate::disk::Disk;
 use crate::error::{Error, ErrorKind, Result};
 use std::path::{Component, Path, PathBuf};
 
+/// Refuse `name` (found inside `image`, taken relative to `dir`) when the
+/// file it names lies outside `dir` once every symbolic link on the way is
+/// followed. The refusal names the first link crossed and its target.
+/// Names that do not exist (yet) pass: opening them fails on its own.
+fn check_links(image: &Path, dir: &Path, rel: &Path, name: &str) -> Result<()> {
+    // A directory that cannot be resolved (not there: a label such as an
+    // OVA member, or metadata parsed from memory) holds no link to follow.
+    let Ok(root) = dir.canonicalize() else {
+        return Ok(());
+    };
+    // The first link on the way, for the message.
+    let mut link: Option<(PathBuf, PathBuf)> = None;
+    let mut cur = dir.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() && link.is_none() => {
+                let target = std::fs::read_link(&cur).unwrap_or_default();
+                link = Some((cur.clone(), target));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let Some((link, target)) = link else {
+        // No link: the lexical checks already kept the name inside.
+        return Ok(());
+    };
+    let real = match dir.join(rel).canonicalize() {
+        Ok(real) => real,
+        // A dangling link or a loop: nothing will be read through it, and
+        // opening reports what is missing.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::io(
+                &link,
+                None,
+                &format!("cannot resolve {name:?} found in {}", image.display()),
+                e,
+            ))
+        }
+    };
+    if real.starts_with(&root) {
+        return Ok(());
+    }
+    Err(Error::refused(
+        image,
+        format!(
+            "references {name:?}, which leads through the symbolic link {} -> {} to {}, \
+             outside the image's directory {}; pass --allow-outside-paths to permit",
+            link.display(),
+            target.display(),
+            real.display(),
+            root.display()
+        ),
+    ))
+}
+
 /// Policy for opening images and the files they reference.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -80,8 +138,10 @@ impl OpenCtx {
 
     /// Resolve a file name found inside `image` (e.g. a VMDK extent or a
     /// qcow2 backing file) under the policy: relative names are taken
-    /// relative to the image's directory; absolute names and names that
-    /// climb out with `..` are refused unless `allow_outside` is set.
+    /// relative to the image's directory; absolute names, names that
+    /// climb out with `..`, and names that reach a file outside the
+    /// directory through a symbolic link (the file itself or any directory
+    /// on the way) are refused unless `allow_outside` is set.
     pub fn resolve(&self, image: &Path, name: &str) -> Result<PathBuf> {
         if name.is_empty() || name.contains('\0') {
             return Err(Error::corrupt(
@@ -116,7 +176,11 @@ impl OpenCtx {
                 ));
             }
         }
-        Ok(dir.join(rel))
+        let joined = dir.join(rel);
+        if !self.options.allow_outside {
+            check_links(image, dir, rel, name)?;
+        }
+        Ok(joined)
     }
 
     /// Resolve `name` relative to `image` and open it as a disk image of

@@ -1,9 +1,9 @@
 //! `hyper2kvm convert SRC DST [-O qcow2|raw] [--compress zlib|zstd]`.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use hyper2kvm::diskconv::{convert_disk, Compress, OutFormat};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use vdisk::writer::Compression;
 use vdisk::OpenOptions;
 
@@ -37,14 +37,46 @@ pub struct Args {
     json: bool,
 }
 
+/// Refuse a destination that is one of the files the source reads (a
+/// layer of its chain or an extent file, compared by inode, so hard and
+/// symbolic links count), whatever the flags: the source is never written.
+fn refuse_overwriting_source(disk: &dyn vdisk::Disk, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(d) = std::fs::metadata(dst) else {
+        return Ok(());
+    };
+    for (i, layer) in vdisk::disk::chain(disk).iter().enumerate() {
+        let files = std::iter::once((&layer.path, "image file"))
+            .chain(layer.extra_files.iter().map(|f| (f, "extent file")));
+        for (f, what) in files {
+            let Ok(m) = std::fs::metadata(f) else {
+                continue;
+            };
+            if (m.dev(), m.ino()) == (d.dev(), d.ino()) {
+                bail!(
+                    "{}: refused: the destination is the {what} {} of layer {i} of the source; \
+                     the source is never written, not even with --force: choose another destination",
+                    dst.display(),
+                    f.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Run `convert`.
-pub fn run(a: Args) -> Result<()> {
+pub fn run(mut a: Args) -> Result<()> {
+    a.src = super::absolute(&a.src)?;
+    a.dst = super::absolute(&a.dst)?;
     let opts = OpenOptions {
         allow_outside: a.allow_outside_paths,
         ..Default::default()
     };
-    let disk = vdisk::open_opts(&a.src, opts)
-        .with_context(|| format!("cannot open {}", a.src.display()))?;
+    let disk = super::open_image(&a.src, opts)?;
+    refuse_overwriting_source(disk.as_ref(), &a.dst)?;
+    hyper2kvm::cleanup::remove_stale_temps(&a.dst);
+    let _interrupt = hyper2kvm::cleanup::register_temp_of(&a.dst);
     let compress = a.compress.map(|c| match c {
         Compress::Zlib => Compression::Zlib,
         Compress::Zstd => Compression::Zstd,

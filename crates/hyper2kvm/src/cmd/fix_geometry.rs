@@ -38,7 +38,8 @@ struct Output {
 }
 
 /// Run the subcommand.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    args.image = super::absolute(&args.image)?;
     let mode = args.mode.as_deref().and_then(FixMode::parse);
     let mut buses = vec![];
     for b in &args.buses {
@@ -49,8 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if buses.is_empty() {
         buses = vec![Bus::Sata, Bus::VirtioBlk];
     }
-    let file = vdisk::file::ImageFile::open(&args.image)
-        .with_context(|| format!("cannot open {}", args.image.display()))?;
+    let file = vdisk::file::ImageFile::open(&args.image)?;
     let format = vdisk::probe::detect(&file)?;
     drop(file);
     let (plan, changes) = match format {

@@ -249,6 +249,8 @@ fn run_inner(args: Args) -> anyhow::Result<()> {
             let r = fs.check()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
+                // The report lists the errors: no second JSON document.
+                hyper2kvm::errors::mark_json_error_printed();
             } else {
                 println!("{}", r.summary);
                 for e in &r.errors {

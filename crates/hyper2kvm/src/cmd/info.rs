@@ -1,6 +1,6 @@
 //! `hyper2kvm info IMAGE [--json]`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 use vdisk::{Disk, ExtentKind, OpenOptions};
 
@@ -67,13 +67,13 @@ pub fn gather(disk: &dyn Disk) -> Result<Info> {
 }
 
 /// Run `info`.
-pub fn run(a: Args) -> Result<()> {
+pub fn run(mut a: Args) -> Result<()> {
+    a.image = super::absolute(&a.image)?;
     let opts = OpenOptions {
         allow_outside: a.allow_outside_paths,
         ..Default::default()
     };
-    let disk = vdisk::open_opts(&a.image, opts)
-        .with_context(|| format!("cannot open {}", a.image.display()))?;
+    let disk = super::open_image(&a.image, opts)?;
     let info = gather(disk.as_ref())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&info)?);

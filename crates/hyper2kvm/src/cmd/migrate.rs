@@ -101,7 +101,16 @@ pub struct Args {
 }
 
 /// Run `migrate`.
-pub fn run(a: Args) -> Result<()> {
+pub fn run(mut a: Args) -> Result<()> {
+    // Absolute once, here: the libvirt XML and scripts name these paths.
+    for p in a
+        .sources
+        .iter_mut()
+        .chain([&mut a.out])
+        .chain(a.virtio_win.as_mut())
+    {
+        *p = super::absolute(p)?;
+    }
     let o = Options {
         sources: a.sources,
         out: a.out.clone(),
@@ -147,6 +156,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.json {
         if let Some(r) = &report {
             println!("{}", serde_json::to_string_pretty(r)?);
+            hyper2kvm::errors::mark_json_error_printed();
         }
     } else if let Ok(r) = &res {
         print!("{}", migrate::summary::human(r, &o));

@@ -35,13 +35,19 @@ pub struct Args {
     /// VM to validate when DIR holds several.
     #[arg(long)]
     vm: Option<String>,
+    /// A serial/screen string that means the guest booted (repeatable),
+    /// in addition to DIR/validate.json's.
+    #[arg(long = "success-marker")]
+    success_markers: Vec<String>,
     /// Print the reports as a JSON array instead of a summary.
     #[arg(long)]
     json: bool,
 }
 
 /// Run the subcommand. Fails (non-zero exit) when a phase did not boot.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    // QEMU runs in DIR and is given paths under it: they must be absolute.
+    args.dir = super::absolute(&args.dir)?;
     let phases = match args.phase {
         Phase::Bootstrap => vec!["bootstrap".to_string()],
         Phase::Final => vec!["final".to_string()],
@@ -72,11 +78,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         timeout: args.timeout.map(Duration::from_secs),
         accel: args.accel,
         vm: args.vm,
+        success_markers: args.success_markers,
     };
     let results = validate_dir(&args.dir, &opts)?;
     if args.json {
         let reports: Vec<_> = results.iter().map(|r| &r.report).collect();
         println!("{}", serde_json::to_string_pretty(&reports)?);
+        // The reports say what failed: no second JSON document.
+        hyper2kvm::errors::mark_json_error_printed();
     } else {
         for r in &results {
             let rep = &r.report;

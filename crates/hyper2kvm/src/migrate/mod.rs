@@ -191,7 +191,10 @@ fn inspect_disk(disk: Box<dyn Disk>) -> Inspected {
 /// Run a migration. Writes `report.json` whatever happens.
 pub fn run(o: &Options) -> Result<Report> {
     let t0 = std::time::Instant::now();
-    if o.out.exists() && std::fs::read_dir(&o.out)?.next().is_some() && !o.force {
+    crate::cleanup::remove_stale_staging(&o.out);
+    let read_out =
+        || std::fs::read_dir(&o.out).with_context(|| format!("cannot read {}", o.out.display()));
+    if o.out.exists() && read_out()?.next().is_some() && !o.force {
         bail!(
             "{} exists and is not empty; pass --force to write into it",
             o.out.display()
@@ -199,7 +202,8 @@ pub fn run(o: &Options) -> Result<Report> {
     }
     std::fs::create_dir_all(&o.out)
         .with_context(|| format!("cannot create {}", o.out.display()))?;
-    let staging = o.out.join(format!(".staging-{}", std::process::id()));
+    let staging = crate::cleanup::staging_path(&o.out, std::process::id());
+    let _interrupt = crate::cleanup::register_dir(&staging);
     let mut report = Report {
         success: false,
         error: None,
@@ -214,11 +218,15 @@ pub fn run(o: &Options) -> Result<Report> {
     report.seconds = t0.elapsed().as_secs_f64();
     if let Err(e) = &res {
         report.success = false;
-        report.error = Some(format!("{e:#}"));
+        report.error = Some(crate::errors::chain_text(e));
     }
     let text = serde_json::to_string_pretty(&report)?;
-    std::fs::write(o.out.join("report.json"), text)?;
-    res.map(|_| report)
+    let report_path = o.out.join("report.json");
+    let written = std::fs::write(&report_path, text)
+        .with_context(|| format!("cannot write {}", report_path.display()));
+    // The run's own error first: a folder we cannot write fails both.
+    res?;
+    written.map(|_| report)
 }
 
 fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
@@ -489,6 +497,8 @@ fn validate_phase(o: &Options, name: &str, phase: &str) -> Result<PhaseResult> {
         timeout: Some(std::time::Duration::from_secs(o.validate_timeout)),
         accel,
         vm: Some(name.to_string()),
+        // Taken from DIR/validate.json, written with the outputs.
+        success_markers: Vec::new(),
     };
     let res = crate::validate::validate_dir(&o.out, &opts)?;
     let r = res

@@ -49,6 +49,9 @@ pub struct DirOptions {
     pub accel: Accel,
     /// VM to validate when the directory holds several.
     pub vm: Option<String>,
+    /// Serial/screen strings that mean the guest booted, in addition to
+    /// `validate.json`'s (the CLI's `--success-marker`).
+    pub success_markers: Vec<String>,
 }
 
 /// One phase's result.
@@ -168,6 +171,7 @@ pub fn validate_dir(dir: &Path, opts: &DirOptions) -> Result<Vec<DirResult>, Val
     let mut markers: Vec<CustomMarker> = config
         .success_markers
         .iter()
+        .chain(&opts.success_markers)
         .map(|t| CustomMarker {
             kind: MarkerKind::Success,
             text: t.clone(),
