@@ -158,7 +158,15 @@ fn record(no: u64, flags: u16, links: u16, attrs: &[Vec<u8>]) -> Result<Vec<u8>>
     b[0..4].copy_from_slice(b"FILE");
     put16(&mut b, 4, 0x30);
     put16(&mut b, 6, (RECORD / SECTOR + 1) as u16);
-    put16(&mut b, 0x10, if flags & REC_IN_USE != 0 { seq_of(no) } else { 0 });
+    put16(
+        &mut b,
+        0x10,
+        if flags & REC_IN_USE != 0 {
+            seq_of(no)
+        } else {
+            0
+        },
+    );
     put16(&mut b, 0x12, links);
     put16(&mut b, 0x14, 0x38);
     put16(&mut b, 0x16, flags);
@@ -256,7 +264,8 @@ fn boot_sector(sectors: u64, hidden: u64, mft: u64, mirr: u64, serial: u64) -> V
     // boot code: print a message and halt (int 10h teletype loop)
     let msg = b"Phony Windows volume: not bootable\r\n";
     let code: &[u8] = &[
-        0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x00, 0x00, // cli; xor ax,ax; mov ds,ax; mov si,msg
+        0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x00,
+        0x00, // cli; xor ax,ax; mov ds,ax; mov si,msg
         0xac, 0x08, 0xc0, 0x74, 0x06, 0xb4, 0x0e, 0xcd, 0x10, 0xeb, 0xf5, // lodsb loop
         0xf4, 0xeb, 0xfd, // hlt; jmp $-1
     ];
@@ -306,16 +315,17 @@ pub fn format<D: DiskWrite>(disk: &D, label: &str, hidden: u64, serial: u64) -> 
     };
     let mut files: Vec<SysFile> = Vec::new();
     let hs = FILE_ATTR_HIDDEN | FILE_ATTR_SYSTEM;
-    let mut add = |no: u64, name: &'static str, flags: u16, size: u64, fattr: u32, a: Vec<Vec<u8>>| {
-        files.push(SysFile {
-            no,
-            name,
-            flags,
-            attrs: a,
-            size,
-            fattr,
-        })
-    };
+    let mut add =
+        |no: u64, name: &'static str, flags: u16, size: u64, fattr: u32, a: Vec<Vec<u8>>| {
+            files.push(SysFile {
+                no,
+                name,
+                flags,
+                attrs: a,
+                size,
+                fattr,
+            })
+        };
     let mft_bitmap_bytes = MFT_RECORDS.div_ceil(8).div_ceil(8) * 8;
     let (s, d) = sys(0, ty::DATA, "", mft_lcn, MFT_RECORDS * RECORD);
     add(

@@ -22,7 +22,10 @@ fn fresh_volume_reads_in_ntfs3g_and_sleuthkit() {
     assert!(info.contains("Volume Name: Phony"), "{info}");
     let ls = run(tool("ntfsls").args(["-a", "-s"]).arg(&img));
     for n in ["$MFT", "$UpCase", "$Secure", "$Extend", "$LogFile"] {
-        assert!(ls.lines().any(|l| l.trim() == n), "{n} missing in ntfsls: {ls}");
+        assert!(
+            ls.lines().any(|l| l.trim() == n),
+            "{n} missing in ntfsls: {ls}"
+        );
     }
     let fls = run(tool("fls").arg(&img));
     assert!(fls.contains("$AttrDef"), "{fls}");
@@ -35,7 +38,8 @@ fn fresh_volume_reads_in_ntfs3g_and_sleuthkit() {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
         v.write_file("/Windows/System32/big.bin", &data).unwrap();
         for i in 0..60 {
-            v.write_file(&format!("/Windows/f{i:02}.txt"), b"hello").unwrap();
+            v.write_file(&format!("/Windows/f{i:02}.txt"), b"hello")
+                .unwrap();
         }
         let r = v.check().unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
@@ -44,7 +48,11 @@ fn fresh_volume_reads_in_ntfs3g_and_sleuthkit() {
     assert_eq!(got.len(), 300_000);
     assert_eq!(got[299_999], (299_999u32 * 7) as u8);
     let ls = run(tool("ntfsls").arg(&img).arg("-p").arg("/Windows"));
-    assert_eq!(ls.lines().filter(|l| l.ends_with(".txt")).count(), 60, "{ls}");
+    assert_eq!(
+        ls.lines().filter(|l| l.ends_with(".txt")).count(),
+        60,
+        "{ls}"
+    );
     let fls = run(tool("fls").args(["-r", "-p"]).arg(&img));
     if std::env::var_os("PHONY_KEEP").is_some() {
         std::fs::copy(&img, "/tmp/phx/v.img").unwrap();
