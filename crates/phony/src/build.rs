@@ -7,9 +7,9 @@ use crate::versions::{BaseHive, VersionInfo};
 use crate::{Error, Expected, Hypervisor, ImageFormat, LoggedChange, Options, PartInfo, Result};
 use guest::drivers::Arch;
 use guest::inspect::Firmware;
-use std::io::Write;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use vdisk::window::{Cursor, Window};
+use vdisk::window::Window;
 use vdisk::DiskWrite;
 
 const MIB: u64 = 1 << 20;
@@ -629,41 +629,68 @@ fn make_hives(o: &Options, p: &Plan, testdata: &Path) -> Result<HiveSet> {
     })
 }
 
-fn write_esp<D: DiskWrite>(disk: &D, pt: &Part, bcd: &[u8], arch: Arch) -> Result<()> {
-    let w = Window::new(disk, pt.start * 512, pt.sectors * 512)?;
+/// Format the ESP as FAT32 and fill it. The files are written through
+/// `guest::fs` (which repairs fatfs' directory entries for fsck.fat and
+/// chkdsk) on a sparse scratch file `scratch`, whose data is then copied
+/// into the partition.
+fn write_esp<D: DiskWrite>(
+    disk: &D,
+    pt: &Part,
+    bcd: &[u8],
+    arch: Arch,
+    scratch: &Path,
+) -> Result<()> {
+    let len = pt.sectors * 512;
     let fe = Error::Fat;
     {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(scratch)
+            .map_err(io_err(scratch))?;
+        f.set_len(len).map_err(io_err(scratch))?;
         let opts = fatfs::FormatVolumeOptions::new()
             .fat_type(fatfs::FatType::Fat32)
             .bytes_per_cluster(512)
             .volume_label(*b"SYSTEM     ");
-        fatfs::format_volume(Cursor::new(&w), opts).map_err(fe)?;
+        fatfs::format_volume(&f, opts).map_err(fe)?;
     }
-    let fs = fatfs::FileSystem::new(Cursor::new(&w), fatfs::FsOptions::new()).map_err(fe)?;
-    {
-        let root = fs.root_dir();
-        for d in ["EFI", "EFI/Microsoft", "EFI/Microsoft/Boot", "EFI/BOOT"] {
-            root.create_dir(d).map_err(fe)?;
+    let r = (|| -> Result<()> {
+        {
+            let d = vdisk::raw::RawDiskMut::open(scratch)?;
+            let mut fs = guest::fs::GuestFs::open_rw(d, false)?;
+            let app = pe::image(
+                arch,
+                Subsystem::EfiApplication,
+                (10, 0),
+                "phony bootmgfw.efi",
+            );
+            fs.mkdir_p("EFI/Microsoft/Boot")?;
+            fs.mkdir_p("EFI/BOOT")?;
+            fs.write("EFI/Microsoft/Boot/BCD", bcd)?;
+            fs.write("EFI/Microsoft/Boot/bootmgfw.efi", &app)?;
+            fs.write("EFI/BOOT/BOOTX64.EFI", &app)?;
+            fs.flush()?;
         }
-        let app = pe::image(
-            arch,
-            Subsystem::EfiApplication,
-            (10, 0),
-            "phony bootmgfw.efi",
-        );
-        for (path, data) in [
-            ("EFI/Microsoft/Boot/BCD", bcd),
-            ("EFI/Microsoft/Boot/bootmgfw.efi", &app[..]),
-            ("EFI/BOOT/BOOTX64.EFI", &app[..]),
-        ] {
-            let mut f = root.create_file(path).map_err(fe)?;
-            f.truncate().map_err(fe)?;
-            f.write_all(data).map_err(fe)?;
-            f.flush().map_err(fe)?;
+        let mut f = std::fs::File::open(scratch).map_err(io_err(scratch))?;
+        let mut buf = vec![0u8; MIB as usize];
+        let mut off = 0u64;
+        while off < len {
+            let n = (len - off).min(MIB) as usize;
+            f.read_exact(&mut buf[..n]).map_err(io_err(scratch))?;
+            for (k, c) in buf[..n].chunks(4096).enumerate() {
+                if c.iter().any(|b| *b != 0) {
+                    disk.write_at(c, pt.start * 512 + off + (k * 4096) as u64)?;
+                }
+            }
+            off += n as u64;
         }
-    }
-    fs.unmount().map_err(fe)?;
-    Ok(())
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(scratch);
+    r
 }
 
 /// A BitLocker volume's first sector and first FVE metadata block.
@@ -691,11 +718,11 @@ fn write_bitlocker<D: DiskWrite>(disk: &D, pt: &Part) -> Result<()> {
     Ok(())
 }
 
-fn write_boot_volume<D: DiskWrite>(disk: &D, p: &Plan, bcd: &[u8]) -> Result<()> {
+fn write_boot_volume<D: DiskWrite>(disk: &D, p: &Plan, bcd: &[u8], scratch: &Path) -> Result<()> {
     match p.boot_role() {
         Some(Role::Esp) => {
             let (_, pt) = p.part(Role::Esp).expect("planned");
-            write_esp(disk, pt, bcd, p.arch)
+            write_esp(disk, pt, bcd, p.arch, scratch)
         }
         Some(_) => {
             let (_, pt) = p.part(Role::SystemReserved).expect("planned");
@@ -847,7 +874,13 @@ fn expected(o: &Options, p: &Plan, hs: HiveSet) -> Result<Expected> {
     })
 }
 
-fn populate<D: DiskWrite>(disk: &D, o: &Options, p: &Plan, testdata: &Path) -> Result<Expected> {
+fn populate<D: DiskWrite>(
+    disk: &D,
+    o: &Options,
+    p: &Plan,
+    testdata: &Path,
+    scratch: &Path,
+) -> Result<Expected> {
     let parts: Vec<Part> = p.parts.iter().map(|(_, pt)| pt.clone()).collect();
     match p.firmware {
         Firmware::Bios => table::write_mbr(disk, p.signature, &parts)?,
@@ -855,7 +888,7 @@ fn populate<D: DiskWrite>(disk: &D, o: &Options, p: &Plan, testdata: &Path) -> R
     }
     let bcd = testdata_xz(testdata, "hives/BCD.xz")?;
     let hs = make_hives(o, p, testdata)?;
-    write_boot_volume(disk, p, &bcd)?;
+    write_boot_volume(disk, p, &bcd, scratch)?;
     write_system_volume(disk, o, p, &hs, &bcd)?;
     if let Some((_, pt)) = p.part(Role::Bitlocker) {
         write_bitlocker(disk, pt)?;
@@ -876,6 +909,9 @@ fn partial_path(out: &Path) -> PathBuf {
 pub fn build(o: &Options, testdata: &Path, out: &Path) -> Result<Expected> {
     let p = plan(o)?;
     let tmp = partial_path(out);
+    let mut scratch = tmp.clone().into_os_string();
+    scratch.push(".esp");
+    let scratch = PathBuf::from(scratch);
     let _ = std::fs::remove_file(&tmp);
     let r = (|| -> Result<Expected> {
         match o.format {
@@ -884,7 +920,7 @@ pub fn build(o: &Options, testdata: &Path, out: &Path) -> Result<Expected> {
                 f.set_len(o.size).map_err(io_err(&tmp))?;
                 drop(f);
                 let d = vdisk::raw::RawDiskMut::open(&tmp)?;
-                populate(&d, o, &p, testdata)
+                populate(&d, o, &p, testdata, &scratch)
             }
             ImageFormat::Qcow2 => {
                 let w = vdisk::writer::Qcow2Writer::create(
@@ -895,7 +931,7 @@ pub fn build(o: &Options, testdata: &Path, out: &Path) -> Result<Expected> {
                 )?;
                 vdisk::writer::SeqWriter::finish(Box::new(w))?;
                 let d = vdisk::qcow2::open_rw(&tmp)?;
-                populate(&d, o, &p, testdata)
+                populate(&d, o, &p, testdata, &scratch)
             }
         }
     })();

@@ -82,9 +82,12 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
-    /// Writing the ESP.
+    /// Formatting the ESP.
     #[error("FAT32 ESP: {0}")]
     Fat(std::io::Error),
+    /// Writing the ESP's files.
+    #[error(transparent)]
+    GuestFs(#[from] guest::fs::FsError),
     /// Impossible layout or option.
     #[error("{0}")]
     Layout(String),
