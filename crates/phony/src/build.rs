@@ -731,7 +731,7 @@ fn write_boot_volume<D: DiskWrite>(disk: &D, p: &Plan, bcd: &[u8], scratch: &Pat
                 &w,
                 "System Reserved",
                 pt.start,
-                0x5352_0000 | u64::from(p.signature),
+                (0x53 << 32) | u64::from(p.signature),
             )?;
             let mut v = ntfs::Volume::open_rw(w, ntfs::WriteOptions::default())?;
             put(&mut v, "bootmgr", &b"phony bootmgr\0".repeat(128))?;
@@ -752,7 +752,7 @@ fn write_system_volume<D: DiskWrite>(
 ) -> Result<()> {
     let (_, pt) = p.part(Role::System).expect("planned");
     let w = Window::new(disk, pt.start * 512, pt.sectors * 512)?;
-    crate::ntfsfmt::format(&w, "", pt.start, 0x4300_0000 | u64::from(p.signature))?;
+    crate::ntfsfmt::format(&w, "", pt.start, (0x43 << 32) | u64::from(p.signature))?;
     let mut v = ntfs::Volume::open_rw(w, ntfs::WriteOptions::default())?;
     for d in system_dirs(p) {
         mkdir_p(&mut v, &d)?;

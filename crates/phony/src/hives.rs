@@ -473,7 +473,15 @@ fn apply_control_set(h: &mut Hive, cs: &str, spec: &SystemSpec) -> Result<()> {
     h.set_value(&acn, "ComputerName", &sz(spec.hostname))?;
     let tcp = format!("{cs}\\Services\\Tcpip\\Parameters");
     h.create_key(&tcp)?;
+    // Windows 10 spells it "HostName"; libguestfs looks the value up
+    // case-sensitively as "Hostname" (the Windows 7 spelling): write that
+    // one so both it and Windows find the name
     for n in ["Hostname", "NV Hostname"] {
+        match h.delete_value(&tcp, n) {
+            Ok(()) => {}
+            Err(e) if e.kind == regf::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
         h.set_value(&tcp, n, &sz(spec.hostname))?;
     }
     let env = format!("{cs}\\Control\\Session Manager\\Environment");
