@@ -70,3 +70,45 @@ pub fn make_dirty(old: &[u8], new: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     log.extend_from_slice(&e);
     Ok((primary, log))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regf::{Hive, LogFile, ReplayPolicy, Value};
+
+    #[test]
+    fn replay_of_the_log_gives_the_new_state() {
+        let mut h = Hive::new_empty("ROOT").unwrap();
+        h.create_key("A").unwrap();
+        h.set_value("A", "v", &Value::String("old".into())).unwrap();
+        let old = h.commit();
+        h.set_value("A", "v", &Value::String("new and longer".into()))
+            .unwrap();
+        for i in 0..200 {
+            h.create_key(&format!("B\\k{i}")).unwrap();
+        }
+        let new = h.commit();
+        let (primary, log) = make_dirty(&old, &new).unwrap();
+        assert!(
+            Hive::open(primary.clone()).is_err(),
+            "primary must be dirty"
+        );
+        let logs = [LogFile {
+            name: "SYSTEM.LOG1".into(),
+            bytes: log,
+        }];
+        let (r, rep) = Hive::open_with_logs(primary, &logs, ReplayPolicy::Strict).unwrap();
+        assert!(rep.was_dirty && !rep.applied.is_empty());
+        let v = r
+            .key("A")
+            .unwrap()
+            .value("v")
+            .unwrap()
+            .unwrap()
+            .data()
+            .unwrap();
+        assert_eq!(v, Value::String("new and longer".into()));
+        assert!(r.key("B\\k199").is_ok());
+        assert!(r.check().is_empty());
+    }
+}

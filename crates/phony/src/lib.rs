@@ -60,6 +60,7 @@ pub use versions::Version;
 
 use guest::drivers::Arch;
 use guest::inspect::{ControlSets, Firmware, ForeignTool, ServiceState, WindowsNic};
+use guest::plan::{HiveRef, VolumeRef};
 use serde::Serialize;
 
 /// Errors of the builder.
@@ -273,4 +274,61 @@ pub struct Expected {
     pub logged_change: Option<LoggedChange>,
     /// Virtual size.
     pub size: u64,
+}
+
+impl Expected {
+    /// The system volume (disk 0).
+    pub fn system_volume(&self) -> VolumeRef {
+        VolumeRef {
+            disk: 0,
+            partition: Some(self.system_partition),
+        }
+    }
+
+    /// The boot volume (System Reserved or ESP) when separate.
+    pub fn boot_volume(&self) -> Option<VolumeRef> {
+        self.boot_partition.map(|p| VolumeRef {
+            disk: 0,
+            partition: Some(p),
+        })
+    }
+
+    /// The SYSTEM hive.
+    pub fn system_hive_ref(&self) -> HiveRef {
+        HiveRef {
+            volume: self.system_volume(),
+            path: self.system_hive.clone(),
+        }
+    }
+
+    /// The SOFTWARE hive.
+    pub fn software_hive_ref(&self) -> HiveRef {
+        HiveRef {
+            volume: self.system_volume(),
+            path: self.software_hive.clone(),
+        }
+    }
+
+    /// The BCD stores.
+    pub fn bcd_refs(&self) -> Vec<HiveRef> {
+        self.bcd
+            .iter()
+            .map(|(p, path)| HiveRef {
+                volume: VolumeRef {
+                    disk: 0,
+                    partition: Some(*p),
+                },
+                path: path.clone(),
+            })
+            .collect()
+    }
+
+    /// Foreign tools as (vendor, kind, name), for comparisons that ignore
+    /// where exactly inspection found them.
+    pub fn tool_names(&self) -> Vec<(String, String, String)> {
+        self.foreign_tools
+            .iter()
+            .map(|t| (t.vendor.clone(), t.kind.clone(), t.name.clone()))
+            .collect()
+    }
 }
