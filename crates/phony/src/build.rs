@@ -450,6 +450,22 @@ fn system_files(p: &Plan, driver_files: &[String]) -> Vec<(String, Vec<u8>)> {
             img(Arch::X86, Subsystem::Console, "cmd.exe"),
         ));
     }
+    // port/class libraries the boot drivers link against (no service key)
+    let mut libs = vec!["pciidex.sys", "scsiport.sys", "classpnp.sys"];
+    if !p.v.nt5 {
+        libs.extend(["ataport.sys", "storport.sys"]);
+    }
+    for l in libs {
+        if !driver_files
+            .iter()
+            .any(|d| d.to_ascii_lowercase().ends_with(l))
+        {
+            f.push((
+                format!("{sr}/{s32}/drivers/{l}"),
+                img(p.arch, Subsystem::Native, l),
+            ));
+        }
+    }
     for d in driver_files {
         let name = d.rsplit('\\').next().unwrap_or(d);
         f.push((
@@ -592,7 +608,7 @@ fn make_hives(o: &Options, p: &Plan, testdata: &Path) -> Result<HiveSet> {
     }
     let base_reg_path = testdata.join("phony-windows/windows-software.reg");
     let base_reg = std::fs::read_to_string(&base_reg_path).map_err(io_err(&base_reg_path))?;
-    let text = hives::software_reg(&base_reg, &p.v, p.systemroot, &uninstall);
+    let text = hives::software_reg(&base_reg, &p.v, p.arch, p.systemroot, &uninstall);
     let mut soft = regf::Hive::new_empty("CMI-CreateHive{199DAFC2-6F16-4946-BF90-5A3FC3A60902}")?;
     soft.import_reg(&text, Some("HKEY_LOCAL_MACHINE\\SOFTWARE"))?;
     files.push((n("SOFTWARE"), soft.commit()));

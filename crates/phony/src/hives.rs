@@ -806,14 +806,18 @@ fn reg_str(s: &str) -> String {
 pub fn software_reg(
     base_reg: &str,
     v: &VersionInfo,
+    arch: Arch,
     systemroot: &str,
     uninstall: &[Uninstall],
 ) -> String {
     let mut t = String::from("Windows Registry Editor Version 5.00\n\n");
     // the shared base names its own Windows 7 product: keep its uninstall
-    // entries, drop its CurrentVersion values (ours follow)
+    // entries, drop its CurrentVersion values (ours follow) and, on 32-bit
+    // Windows, its WOW6432Node
     for block in base_reg.split("\n\n") {
-        if !block.contains("Windows NT\\CurrentVersion]") {
+        let wow = block.to_ascii_lowercase().contains("\\wow6432node");
+        let ours = block.contains("Windows NT\\CurrentVersion]");
+        if !(ours || wow && arch == Arch::X86) {
             t.push_str(block.trim());
             t.push_str("\n\n");
         }

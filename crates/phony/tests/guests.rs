@@ -140,6 +140,7 @@ fn win7_x86_vmware_keeps_the_hives_single_partition() {
     );
     // every storage driver reported present has its file on the volume
     let drivers = g.ntfsls("system", "/Windows/System32/drivers");
+    assert!(drivers.iter().any(|d| d == "pciidex.sys"), "{drivers:?}");
     for s in &g.e.storage_drivers {
         let f = s
             .image_path
@@ -357,6 +358,9 @@ fn xp_virtualbox_boot_ini_and_lower_case_hives() {
     let cv = "\\Microsoft\\Windows NT\\CurrentVersion";
     assert_eq!(hivexget(&soft, cv, "CurrentVersion"), "5.1");
     assert_eq!(hivexget(&soft, cv, "CSDVersion"), "Service Pack 3");
+    // 32-bit: no WOW6432Node
+    let top = hivexsh(&soft, "ls\n");
+    assert!(!top.to_ascii_lowercase().contains("wow6432node"), "{top}");
     let sys = g.system_hive();
     let filt = hivexget(
         &sys,
