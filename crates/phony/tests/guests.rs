@@ -499,5 +499,34 @@ fn every_version_builds_with_its_product_and_arch() {
             }
         );
         assert_pe(&g, &kernel, &[want]);
+        // ntfs-3g's checker and the MFT mirror
+        need("ntfsfix");
+        let sys = g.extract("system");
+        let fix = run(tool("ntfsfix").arg("-n").arg(&sys));
+        assert!(fix.contains("processed successfully"), "{v:?}: {fix}");
+        // the repo's own readers see the same layout and files (what
+        // inspection builds on)
+        let d = vdisk::open(&g.img).unwrap();
+        let t = guest::partition::read_table(&*d).unwrap();
+        assert!(t.warnings.is_empty(), "{v:?}: {:?}", t.warnings);
+        let got: Vec<(u32, u64, u64)> = t
+            .partitions()
+            .iter()
+            .map(|p| (p.index, p.start_lba, p.sectors))
+            .collect();
+        let want: Vec<(u32, u64, u64)> =
+            g.e.partitions
+                .iter()
+                .map(|p| (p.number, p.start, p.sectors))
+                .collect();
+        assert_eq!(got, want, "{v:?}");
+        let fs = guest::fs::open_image(&g.img, Some(g.e.system_partition)).unwrap();
+        assert_eq!(
+            fs.read(&g.e.system_hive).unwrap(),
+            std::fs::read(g.system_hive()).unwrap(),
+            "{v:?}"
+        );
+        let c = fs.check().unwrap();
+        assert!(c.errors.is_empty(), "{v:?}: {:?}", c.errors);
     }
 }
