@@ -119,8 +119,9 @@ fn part(
     }
 }
 
-fn plan(o: &Options) -> Result<Plan> {
-    let v = o.version.info();
+/// The architecture and firmware to build, or why the options are
+/// impossible.
+fn check(o: &Options, v: &VersionInfo) -> Result<(Arch, Firmware)> {
     let arch = o.arch.unwrap_or(v.default_arch);
     if (arch == Arch::X86 && !v.x86) || (arch == Arch::Amd64 && !v.x64) {
         return Err(Error::Layout(format!(
@@ -149,13 +150,18 @@ fn plan(o: &Options) -> Result<Plan> {
             v.os_id
         )));
     }
-    let hostname = o
-        .hostname
-        .clone()
-        .unwrap_or_else(|| format!("PHONY-{}", v.os_id.to_ascii_uppercase().replace('.', "")));
+    Ok((arch, firmware))
+}
+
+/// The partitions, in table order; `g` makes a GUID per purpose.
+fn partitions(
+    o: &Options,
+    v: &VersionInfo,
+    arch: Arch,
+    firmware: Firmware,
+    g: &dyn Fn(&str) -> String,
+) -> Vec<(Role, Part)> {
     let sectors = o.size / 512;
-    let seed = format!("{}-{hostname}", v.os_id);
-    let g = |w: &str| table::make_guid(&seed, w);
     let mut parts = vec![];
     let end = if firmware == Firmware::Uefi {
         sectors - 34
@@ -167,77 +173,75 @@ fn plan(o: &Options) -> Result<Plan> {
     } else {
         end
     };
+    let basic = table::GPT_BASIC_DATA;
     let c_start = if firmware == Firmware::Uefi {
-        parts.push((
-            Role::Esp,
-            part(
-                2048,
-                100 * MIB / 512,
-                0xef,
-                false,
-                table::GPT_ESP,
-                g("esp"),
-                "EFI system partition",
-            ),
-        ));
-        parts.push((
-            Role::Msr,
-            part(
-                2048 + 100 * MIB / 512,
-                16 * MIB / 512,
-                0,
-                false,
-                table::GPT_MSR,
-                g("msr"),
-                "Microsoft reserved partition",
-            ),
-        ));
-        2048 + 116 * MIB / 512
+        let esp = 100 * MIB / 512;
+        let msr = 16 * MIB / 512;
+        let esp_part = part(
+            2048,
+            esp,
+            0xef,
+            false,
+            table::GPT_ESP,
+            g("esp"),
+            "EFI system partition",
+        );
+        let msr_part = part(
+            2048 + esp,
+            msr,
+            0,
+            false,
+            table::GPT_MSR,
+            g("msr"),
+            "Microsoft reserved partition",
+        );
+        parts.push((Role::Esp, esp_part));
+        parts.push((Role::Msr, msr_part));
+        2048 + esp + msr
     } else {
-        let (sr, c) = bios_layout(o, &v, arch);
+        let (sr, c) = bios_layout(o, v, arch);
         if let Some(sr) = sr {
-            parts.push((
-                Role::SystemReserved,
-                part(
-                    2048,
-                    sr,
-                    0x07,
-                    true,
-                    table::GPT_BASIC_DATA,
-                    g("sr"),
-                    "Basic data partition",
-                ),
-            ));
+            let sr_part = part(2048, sr, 0x07, true, basic, g("sr"), "Basic data partition");
+            parts.push((Role::SystemReserved, sr_part));
         }
         c
     };
     let c_active = firmware == Firmware::Bios && parts.is_empty();
-    parts.push((
-        Role::System,
-        part(
-            c_start,
-            data_end - c_start,
-            0x07,
-            c_active,
-            table::GPT_BASIC_DATA,
-            g("system"),
-            "Basic data partition",
-        ),
-    ));
+    let c = part(
+        c_start,
+        data_end - c_start,
+        0x07,
+        c_active,
+        basic,
+        g("system"),
+        "Basic data partition",
+    );
+    parts.push((Role::System, c));
     if o.bitlocker {
-        parts.push((
-            Role::Bitlocker,
-            part(
-                data_end,
-                end - data_end,
-                0x07,
-                false,
-                table::GPT_BASIC_DATA,
-                g("bitlocker"),
-                "Basic data partition",
-            ),
-        ));
+        let d = part(
+            data_end,
+            end - data_end,
+            0x07,
+            false,
+            basic,
+            g("bitlocker"),
+            "Basic data partition",
+        );
+        parts.push((Role::Bitlocker, d));
     }
+    parts
+}
+
+fn plan(o: &Options) -> Result<Plan> {
+    let v = o.version.info();
+    let (arch, firmware) = check(o, &v)?;
+    let hostname = o
+        .hostname
+        .clone()
+        .unwrap_or_else(|| format!("PHONY-{}", v.os_id.to_ascii_uppercase().replace('.', "")));
+    let seed = format!("{}-{hostname}", v.os_id);
+    let g = |w: &str| table::make_guid(&seed, w);
+    let parts = partitions(o, &v, arch, firmware, &g);
     let signature = match v.base {
         BaseHive::Win7 => 0x5cbe_a03e,
         BaseHive::Win10 => 0xdf45_46ae,
@@ -547,6 +551,37 @@ fn empty_hive(root: &str, keys: &[&str]) -> Result<Vec<u8>> {
     Ok(h.commit())
 }
 
+/// The dirty variant of a committed SYSTEM hive: the primary holds an
+/// older `ComputerName`, `SYSTEM.LOG1` the change to the real one.
+fn dirty_system(
+    sys_bytes: &[u8],
+    facts: &hives::SystemFacts,
+    hostname: &str,
+) -> Result<(Vec<u8>, Vec<u8>, LoggedChange)> {
+    let key = format!(
+        "{}\\Control\\ComputerName\\ComputerName",
+        facts.control_sets.in_use[0]
+    );
+    let before = "PHONY-OLDNAME".to_string();
+    let mut old = regf::Hive::open(sys_bytes.to_vec())?;
+    for cs in &facts.control_sets.in_use {
+        old.set_value(
+            &format!("{cs}\\Control\\ComputerName\\ComputerName"),
+            "ComputerName",
+            &regf::Value::String(before.clone()),
+        )?;
+    }
+    let old_bytes = old.commit();
+    let (primary, log1) = crate::hivelog::make_dirty(&old_bytes, sys_bytes)?;
+    let change = LoggedChange {
+        key,
+        name: "ComputerName".into(),
+        after: hostname.to_string(),
+        before,
+    };
+    Ok((primary, log1, change))
+}
+
 fn make_hives(o: &Options, p: &Plan, testdata: &Path) -> Result<HiveSet> {
     let base_name = match p.v.base {
         BaseHive::Win7 => "hives/SYSTEM-win7.xz",
@@ -578,31 +613,11 @@ fn make_hives(o: &Options, p: &Plan, testdata: &Path) -> Result<HiveSet> {
     let mut files = vec![];
     let mut logged = None;
     if o.dirty_hive {
-        // the primary holds an older ComputerName; the log the new one
-        let key = format!(
-            "{}\\Control\\ComputerName\\ComputerName",
-            facts.control_sets.in_use[0]
-        );
-        let before = "PHONY-OLDNAME".to_string();
-        let mut old = regf::Hive::open(sys_bytes.clone())?;
-        for cs in &facts.control_sets.in_use {
-            old.set_value(
-                &format!("{cs}\\Control\\ComputerName\\ComputerName"),
-                "ComputerName",
-                &regf::Value::String(before.clone()),
-            )?;
-        }
-        let old_bytes = old.commit();
-        let (primary, log1) = crate::hivelog::make_dirty(&old_bytes, &sys_bytes)?;
+        let (primary, log1, change) = dirty_system(&sys_bytes, &facts, &p.hostname)?;
         files.push((n("SYSTEM"), primary));
         files.push((n("SYSTEM") + ".LOG1", log1));
         files.push((n("SYSTEM") + ".LOG2", vec![]));
-        logged = Some(LoggedChange {
-            key,
-            name: "ComputerName".into(),
-            after: p.hostname.clone(),
-            before,
-        });
+        logged = Some(change);
     } else {
         files.push((n("SYSTEM"), sys_bytes));
     }

@@ -278,12 +278,26 @@ fn boot_sector(sectors: u64, hidden: u64, mft: u64, mirr: u64, serial: u64) -> V
     b
 }
 
-/// Format `disk` (the whole partition) as NTFS with `label`. `hidden` is
-/// the partition's first sector on its disk (the BPB's hidden sectors).
-pub fn format<D: DiskWrite>(disk: &D, label: &str, hidden: u64, serial: u64) -> Result<()> {
-    let bytes = disk.size();
+/// Where the format puts each system file (cluster numbers).
+struct Layout {
+    sectors: u64,
+    total: u64,
+    log_size: u64,
+    bitmap_size: u64,
+    mft: u64,
+    mft_bitmap: u64,
+    mirr: u64,
+    log: u64,
+    attrdef: u64,
+    bitmap: u64,
+    upcase: u64,
+    root_indx: u64,
+    used: Vec<(u64, u64)>,
+}
+
+fn layout(bytes: u64) -> Result<Layout> {
     let sectors = bytes / SECTOR;
-    let total = (sectors - 1) * SECTOR / CLUSTER;
+    let total = sectors.saturating_sub(1) * SECTOR / CLUSTER;
     if total < 2048 {
         return Err(Error::Layout(format!(
             "NTFS volume of {bytes} bytes is too small (at least 8 MiB)"
@@ -295,73 +309,50 @@ pub fn format<D: DiskWrite>(disk: &D, label: &str, hidden: u64, serial: u64) -> 
         next: 0,
         used: vec![],
     };
-    let boot_lcn = al.take(2);
-    let mft_lcn = al.take(MFT_RECORDS * RECORD / CLUSTER);
-    let mft_bitmap_lcn = al.take(1);
-    let mirr_lcn = al.take(1);
-    let log_lcn = al.take(log_size / CLUSTER);
-    let attrdef_lcn = al.take(1);
-    let bitmap_lcn = al.take(bitmap_size.div_ceil(CLUSTER));
-    let upcase_lcn = al.take(32);
-    let root_indx_lcn = al.take(1);
-    debug_assert_eq!(boot_lcn, 0);
+    let boot = al.take(2);
+    debug_assert_eq!(boot, 0);
+    Ok(Layout {
+        sectors,
+        total,
+        log_size,
+        bitmap_size,
+        mft: al.take(MFT_RECORDS * RECORD / CLUSTER),
+        mft_bitmap: al.take(1),
+        mirr: al.take(1),
+        log: al.take(log_size / CLUSTER),
+        attrdef: al.take(1),
+        bitmap: al.take(bitmap_size.div_ceil(CLUSTER)),
+        upcase: al.take(32),
+        root_indx: al.take(1),
+        used: al.used,
+    })
+}
 
-    let up = upcase_table();
-    let upc = UpCase::from_bytes(&up);
-    let root_ref = fileref(5);
-    let sys = |no: u64, t: u32, name: &str, lcn: u64, size: u64| -> (u64, Vec<u8>) {
-        let _ = no;
-        (size, nonres(t, name, lcn, size))
-    };
-    let mut files: Vec<SysFile> = Vec::new();
+fn sys_file(no: u64, name: &'static str, flags: u16, size: u64, attrs: Vec<Vec<u8>>) -> SysFile {
     let hs = FILE_ATTR_HIDDEN | FILE_ATTR_SYSTEM;
-    let mut add =
-        |no: u64, name: &'static str, flags: u16, size: u64, fattr: u32, a: Vec<Vec<u8>>| {
-            files.push(SysFile {
-                no,
-                name,
-                flags,
-                attrs: a,
-                size,
-                fattr,
-            })
-        };
+    SysFile {
+        no,
+        name,
+        flags,
+        attrs,
+        size,
+        fattr: if flags & REC_VIEW_INDEX != 0 {
+            hs | FILE_ATTR_VIEW_INDEX
+        } else {
+            hs
+        },
+    }
+}
+
+/// The system files other than the root directory.
+fn system_files(l: &Layout, label: &str) -> Vec<SysFile> {
+    let data = |lcn, size| nonres(ty::DATA, "", lcn, size);
     let mft_bitmap_bytes = MFT_RECORDS.div_ceil(8).div_ceil(8) * 8;
-    let (s, d) = sys(0, ty::DATA, "", mft_lcn, MFT_RECORDS * RECORD);
-    add(
-        0,
-        "$MFT",
-        REC_IN_USE,
-        s,
-        hs,
-        vec![d, nonres(ty::BITMAP, "", mft_bitmap_lcn, mft_bitmap_bytes)],
-    );
-    let (s, d) = sys(1, ty::DATA, "", mirr_lcn, 4 * RECORD);
-    add(1, "$MFTMirr", REC_IN_USE, s, hs, vec![d]);
-    let (s, d) = sys(2, ty::DATA, "", log_lcn, log_size);
-    add(2, "$LogFile", REC_IN_USE, s, hs, vec![d]);
     let mut vinfo = vec![0u8; 12];
     vinfo[8] = 3;
     vinfo[9] = 1;
     let label_bytes: Vec<u8> = units(label).iter().flat_map(|u| u.to_le_bytes()).collect();
-    add(
-        3,
-        "$Volume",
-        REC_IN_USE,
-        0,
-        hs,
-        vec![
-            build_resident(ty::VOLUME_NAME, &[], &label_bytes, false),
-            build_resident(ty::VOLUME_INFORMATION, &[], &vinfo, false),
-            build_resident(ty::DATA, &[], &[], false),
-        ],
-    );
-    let (s, d) = sys(4, ty::DATA, "", attrdef_lcn, 2560);
-    add(4, "$AttrDef", REC_IN_USE, s, hs, vec![d]);
-    let (s, d) = sys(6, ty::DATA, "", bitmap_lcn, bitmap_size);
-    add(6, "$Bitmap", REC_IN_USE, s, hs, vec![d]);
-    let (s, d) = sys(7, ty::DATA, "", boot_lcn, 2 * CLUSTER);
-    add(7, "$Boot", REC_IN_USE, s, hs, vec![d]);
+    let total = l.total;
     let bad = build_nonresident(
         ty::DATA,
         &units("$Bad"),
@@ -375,62 +366,125 @@ pub fn format<D: DiskWrite>(disk: &D, label: &str, hidden: u64, serial: u64) -> 
         total * CLUSTER,
         total * CLUSTER,
     );
-    add(
-        8,
-        "$BadClus",
-        REC_IN_USE,
-        0,
-        hs,
-        vec![build_resident(ty::DATA, &[], &[], false), bad],
-    );
-    add(
-        9,
-        "$Secure",
-        REC_IN_USE | REC_VIEW_INDEX,
-        0,
-        hs | FILE_ATTR_VIEW_INDEX,
-        vec![
-            build_resident(ty::DATA, &units("$SDS"), &[], false),
-            build_resident(
+    let mft_size = MFT_RECORDS * RECORD;
+    vec![
+        sys_file(
+            0,
+            "$MFT",
+            REC_IN_USE,
+            mft_size,
+            vec![
+                data(l.mft, mft_size),
+                nonres(ty::BITMAP, "", l.mft_bitmap, mft_bitmap_bytes),
+            ],
+        ),
+        sys_file(
+            1,
+            "$MFTMirr",
+            REC_IN_USE,
+            4 * RECORD,
+            vec![data(l.mirr, 4 * RECORD)],
+        ),
+        sys_file(
+            2,
+            "$LogFile",
+            REC_IN_USE,
+            l.log_size,
+            vec![data(l.log, l.log_size)],
+        ),
+        sys_file(
+            3,
+            "$Volume",
+            REC_IN_USE,
+            0,
+            vec![
+                build_resident(ty::VOLUME_NAME, &[], &label_bytes, false),
+                build_resident(ty::VOLUME_INFORMATION, &[], &vinfo, false),
+                build_resident(ty::DATA, &[], &[], false),
+            ],
+        ),
+        sys_file(4, "$AttrDef", REC_IN_USE, 2560, vec![data(l.attrdef, 2560)]),
+        sys_file(
+            6,
+            "$Bitmap",
+            REC_IN_USE,
+            l.bitmap_size,
+            vec![data(l.bitmap, l.bitmap_size)],
+        ),
+        sys_file(
+            7,
+            "$Boot",
+            REC_IN_USE,
+            2 * CLUSTER,
+            vec![data(0, 2 * CLUSTER)],
+        ),
+        sys_file(
+            8,
+            "$BadClus",
+            REC_IN_USE,
+            0,
+            vec![build_resident(ty::DATA, &[], &[], false), bad],
+        ),
+        sys_file(
+            9,
+            "$Secure",
+            REC_IN_USE | REC_VIEW_INDEX,
+            0,
+            vec![
+                build_resident(ty::DATA, &units("$SDS"), &[], false),
+                build_resident(
+                    ty::INDEX_ROOT,
+                    &units("$SDH"),
+                    &empty_view_index(COLLATION_SECURITY_HASH),
+                    false,
+                ),
+                build_resident(
+                    ty::INDEX_ROOT,
+                    &units("$SII"),
+                    &empty_view_index(COLLATION_ULONG),
+                    false,
+                ),
+            ],
+        ),
+        sys_file(
+            10,
+            "$UpCase",
+            REC_IN_USE,
+            131_072,
+            vec![data(l.upcase, 131_072)],
+        ),
+        sys_file(
+            11,
+            "$Extend",
+            REC_IN_USE | REC_DIRECTORY,
+            0,
+            vec![build_resident(
                 ty::INDEX_ROOT,
-                &units("$SDH"),
-                &empty_view_index(COLLATION_SECURITY_HASH),
+                &units("$I30"),
+                &empty_dir_index(),
                 false,
-            ),
-            build_resident(
-                ty::INDEX_ROOT,
-                &units("$SII"),
-                &empty_view_index(COLLATION_ULONG),
-                false,
-            ),
-        ],
-    );
-    let (s, d) = sys(10, ty::DATA, "", upcase_lcn, 131_072);
-    add(10, "$UpCase", REC_IN_USE, s, hs, vec![d]);
-    add(
-        11,
-        "$Extend",
-        REC_IN_USE | REC_DIRECTORY,
-        0,
-        hs,
-        vec![build_resident(
-            ty::INDEX_ROOT,
-            &units("$I30"),
-            &empty_dir_index(),
-            false,
-        )],
-    );
+            )],
+        ),
+    ]
+}
 
-    // root directory: every system file (and "." itself) in one INDX block
+fn dir_flag(f: &SysFile) -> u32 {
+    if f.flags & REC_DIRECTORY != 0 {
+        FN_DIRECTORY
+    } else {
+        0
+    }
+}
+
+/// The root directory (record 5) and its one INDX block (protected),
+/// naming every system file and itself.
+fn root_directory(files: &[SysFile], upc: &UpCase, indx_lcn: u64) -> Result<(SysFile, Vec<u8>)> {
+    let root_ref = fileref(5);
+    let hs = FILE_ATTR_HIDDEN | FILE_ATTR_SYSTEM;
     let mut entries: Vec<(Vec<u16>, IEntry)> = files
         .iter()
         .map(|f| {
-            let dirflag = if f.flags & REC_DIRECTORY != 0 {
-                FN_DIRECTORY
-            } else {
-                0
-            };
-            let fname = file_name(f.name, root_ref, f.size, f.fattr | dirflag);
+            let fname = file_name(f.name, root_ref, f.size, f.fattr | dir_flag(f));
             (
                 units(f.name),
                 IEntry {
@@ -465,7 +519,7 @@ pub fn format<D: DiskWrite>(disk: &D, label: &str, hidden: u64, serial: u64) -> 
     };
     let mut ibm = vec![0u8; 8];
     ibm[0] = 1;
-    files.push(SysFile {
+    let root = SysFile {
         no: 5,
         name: ".",
         flags: REC_IN_USE | REC_DIRECTORY,
@@ -478,33 +532,29 @@ pub fn format<D: DiskWrite>(disk: &D, label: &str, hidden: u64, serial: u64) -> 
                 &build_root(&root_hdr, &[IEntry::end(Some(0))]),
                 false,
             ),
-            nonres(ty::INDEX_ALLOCATION, "$I30", root_indx_lcn, INDEX_BLOCK),
+            nonres(ty::INDEX_ALLOCATION, "$I30", indx_lcn, INDEX_BLOCK),
             build_resident(ty::BITMAP, &units("$I30"), &ibm, false),
         ],
-    });
+    };
+    Ok((root, indx))
+}
 
-    // MFT records
+/// Every record of the initial $MFT (protected).
+fn mft_image(files: &[SysFile]) -> Result<Vec<u8>> {
+    let root_ref = fileref(5);
     let mut mft = vec![0u8; (MFT_RECORDS * RECORD) as usize];
     for no in 0..MFT_RECORDS {
         let img = match files.iter().find(|f| f.no == no) {
             Some(f) => {
-                let dirflag = if f.flags & REC_DIRECTORY != 0 {
-                    FN_DIRECTORY
-                } else {
-                    0
-                };
-                let mut attrs = vec![build_resident(
-                    ty::STANDARD_INFORMATION,
-                    &[],
-                    &std_info(f.fattr),
-                    false,
-                )];
-                attrs.push(build_resident(
-                    ty::FILE_NAME,
-                    &[],
-                    &file_name(f.name, root_ref, f.size, f.fattr | dirflag).to_bytes(),
-                    true,
-                ));
+                let mut attrs = vec![
+                    build_resident(ty::STANDARD_INFORMATION, &[], &std_info(f.fattr), false),
+                    build_resident(
+                        ty::FILE_NAME,
+                        &[],
+                        &file_name(f.name, root_ref, f.size, f.fattr | dir_flag(f)).to_bytes(),
+                        true,
+                    ),
+                ];
                 attrs.extend(f.attrs.iter().cloned());
                 record(no, f.flags, 1, &attrs)?
             }
@@ -513,31 +563,44 @@ pub fn format<D: DiskWrite>(disk: &D, label: &str, hidden: u64, serial: u64) -> 
         let o = (no * RECORD) as usize;
         mft[o..o + RECORD as usize].copy_from_slice(&img);
     }
-    // write everything
+    Ok(mft)
+}
+
+/// Format `disk` (the whole partition) as NTFS with `label`. `hidden` is
+/// the partition's first sector on its disk (the BPB's hidden sectors).
+pub fn format<D: DiskWrite>(disk: &D, label: &str, hidden: u64, serial: u64) -> Result<()> {
+    let l = layout(disk.size())?;
+    let up = upcase_table();
+    let upc = UpCase::from_bytes(&up);
+    let mut files = system_files(&l, label);
+    let (root, indx) = root_directory(&files, &upc, l.root_indx)?;
+    files.push(root);
+    let mft = mft_image(&files)?;
+
     let w = |lcn: u64, data: &[u8]| disk.write_at(data, lcn * CLUSTER);
-    let bs = boot_sector(sectors, hidden, mft_lcn, mirr_lcn, serial);
+    let bs = boot_sector(l.sectors, hidden, l.mft, l.mirr, serial);
     let mut boot = vec![0u8; 2 * CLUSTER as usize];
     boot[..512].copy_from_slice(&bs);
-    w(boot_lcn, &boot)?;
-    disk.write_at(&bs, (sectors - 1) * SECTOR)?;
-    w(mft_lcn, &mft)?;
-    w(mirr_lcn, &mft[..(4 * RECORD) as usize])?;
+    w(0, &boot)?;
+    disk.write_at(&bs, (l.sectors - 1) * SECTOR)?;
+    w(l.mft, &mft)?;
+    w(l.mirr, &mft[..(4 * RECORD) as usize])?;
     let mut mbm = vec![0u8; CLUSTER as usize];
     mbm[0] = 0xff;
     mbm[1] = 0xff;
-    w(mft_bitmap_lcn, &mbm)?;
-    w(log_lcn, &vec![0xffu8; log_size as usize])?;
+    w(l.mft_bitmap, &mbm)?;
+    w(l.log, &vec![0xffu8; l.log_size as usize])?;
     let mut ad = attrdef();
     ad.resize(CLUSTER as usize, 0);
-    w(attrdef_lcn, &ad)?;
-    let mut bm = vec![0u8; (bitmap_size.div_ceil(CLUSTER) * CLUSTER) as usize];
-    for (l, n) in &al.used {
-        for c in *l..l + n {
+    w(l.attrdef, &ad)?;
+    let mut bm = vec![0u8; (l.bitmap_size.div_ceil(CLUSTER) * CLUSTER) as usize];
+    for (start, n) in &l.used {
+        for c in *start..start + n {
             bm[(c / 8) as usize] |= 1 << (c % 8);
         }
     }
-    w(bitmap_lcn, &bm)?;
-    w(upcase_lcn, &up)?;
-    w(root_indx_lcn, &indx)?;
+    w(l.bitmap, &bm)?;
+    w(l.upcase, &up)?;
+    w(l.root_indx, &indx)?;
     Ok(())
 }
