@@ -31,7 +31,7 @@ struct Cli {
     /// Output format: raw or qcow2.
     #[arg(long, default_value = "raw")]
     format: String,
-    /// Host name (default PHONY-<OSID>).
+    /// Host name (default `PHONY-<OSID>`).
     #[arg(long)]
     hostname: Option<String>,
     /// Shared test data directory (holding hives/ and phony-windows/).
