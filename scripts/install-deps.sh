@@ -28,7 +28,7 @@ $SUDO apt-get update -qq
 # qemu from backports (same version as qemu-utils); seabios/ovmf alongside.
 $SUDO apt-get install -y -qq -t "${codename}-backports" qemu-system-x86 qemu-utils seabios ovmf >/dev/null
 $SUDO apt-get install -y -qq \
-  nasm syslinux-common mtools dosfstools fdisk gdisk xorriso genisoimage xz-utils \
+  nasm syslinux-common mtools dosfstools fdisk gdisk xorriso genisoimage xz-utils file \
   ntfs-3g sleuthkit libhivex-bin libwin-hivex-perl reglookup \
   libregf-utils libfsntfs-utils libvmdk-utils libvhdi-utils libqcow-utils \
   libvirt-clients libvirt-daemon libxml2-utils swtpm swtpm-tools debootstrap python3-pip \
