@@ -662,13 +662,20 @@ fn apply_hive(
         rep.checks.push(format!("hive {}: unchanged", h.path));
         return Ok(());
     }
+    // The hive checker's invariants on the edited hive (in place: no
+    // copy of a hive that may be hundreds of MiB), then the base block of
+    // the committed bytes.
+    let mut problems: Vec<String> = hive.check_errors().iter().map(|p| p.to_string()).collect();
     let bytes = hive.commit();
     drop(hive);
-    let problems: Vec<String> = regf::check_bytes(&bytes)
-        .into_iter()
-        .filter(|p| p.severity == regf::Severity::Error)
-        .map(|p| p.to_string())
-        .collect();
+    match regf::BaseBlock::parse(&bytes, 0) {
+        Ok(b) if b.checksum_ok && b.seq1 == b.seq2 => {}
+        Ok(b) => problems.push(format!(
+            "base block after commit: checksum ok {}, sequence numbers {} / {}",
+            b.checksum_ok, b.seq1, b.seq2
+        )),
+        Err(e) => problems.push(format!("base block after commit: {e}")),
+    }
     if !problems.is_empty() {
         return Err(ApplyError::Check {
             what: format!("hive {} on disk {}", h.path, v.disk),

@@ -134,9 +134,14 @@ impl<D: DiskWrite> Ops for NtfsRw<D> {
         Ok(self.0.copy_to(path, "", w)?)
     }
     fn write_from(&mut self, path: &str, len: u64, r: &mut dyn std::io::Read) -> Result<()> {
-        // Create/truncate, size once (one allocation of the run list),
-        // then fill in 1 MiB pieces.
+        // Create/truncate, size, then fill in 1 MiB pieces. The engine
+        // builds the whole new value in memory when a resident (empty)
+        // stream grows, so grow it to 1 MiB first (non-resident from
+        // then on) and only then to its full length.
         self.0.write_file(path, &[])?;
+        if len > 1 << 20 {
+            self.0.set_len(path, 1 << 20)?;
+        }
         self.0.set_len(path, len)?;
         let mut buf = vec![0u8; 1 << 20];
         let mut off = 0u64;

@@ -356,17 +356,21 @@ fn run_inner(
     let mut vm = load_source(o, staging)?;
     let ins = inspect(&mut vm);
     let (plan, vw_iso) = make_plan(o, fixers, &vm, ins)?;
-    write_plan(o, &plan, report)?;
     if o.dry_run {
+        write_plan(o, &plan, &o.out, report)?;
         report.success = true;
         return Ok(());
     }
+    // A real run stages the plan too: on failure `report.json` (which
+    // holds the plan) is the only file left.
     std::fs::create_dir_all(staging)?;
+    write_plan(o, &plan, staging, report)?;
     let mut staged = convert(o, staging, &vm, &plan, report)?;
     drop(vm);
     apply(&plan, &staged, report)?;
     write_driver_cd(staging, &plan, vw_iso.as_ref(), &mut staged)?;
     write_domains(o, staging, &plan, &mut staged, report)?;
+    staged.push((staging.join("plan.json"), o.out.join("plan.json")));
     move_into_place(&staged, report)?;
     report.success = true;
     if o.validate {
@@ -647,8 +651,8 @@ fn planned_outputs(
     outputs
 }
 
-fn write_plan(o: &Options, plan: &Plan, report: &mut Report) -> Result<()> {
-    let path = o.out.join("plan.json");
+fn write_plan(o: &Options, plan: &Plan, dir: &Path, report: &mut Report) -> Result<()> {
+    let path = dir.join("plan.json");
     std::fs::write(&path, serde_json::to_string_pretty(plan)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     report.plan = Some(plan.clone());
