@@ -104,7 +104,7 @@ pub enum ApplyError {
         what: String,
         /// The cause.
         #[source]
-        source: FsError,
+        source: Box<FsError>,
     },
     /// A hive could not be opened, edited or checked.
     #[error("hive {path} on disk {disk}: {what}")]
@@ -117,7 +117,7 @@ pub enum ApplyError {
         what: String,
         /// The cause.
         #[source]
-        source: regf::Error,
+        source: Box<regf::Error>,
     },
     /// A checker found errors in what was written.
     #[error("{what} is inconsistent after applying the plan: {errors}")]
@@ -157,7 +157,7 @@ pub enum ApplyError {
         disk: usize,
         /// The cause.
         #[source]
-        source: vdisk::Error,
+        source: Box<vdisk::Error>,
     },
 }
 
@@ -236,7 +236,7 @@ fn fs_err(v: &VolumeRef, what: impl Into<String>) -> impl FnOnce(FsError) -> App
         disk,
         partition,
         what,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -246,7 +246,7 @@ fn hive_err(h: &HiveRef, what: impl Into<String>) -> impl FnOnce(regf::Error) ->
         disk,
         path,
         what,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -341,7 +341,7 @@ pub fn execute(
             let changes = rewrite_geometry(disks[*disk].as_ref(), chs).map_err(|source| {
                 ApplyError::Disk {
                     disk: *disk,
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             lines[i] = Some(if changes.is_empty() {
@@ -456,7 +456,7 @@ fn apply_volume(
         crate::fs::volume_range(&disk, v.partition).map_err(fs_err(v, "cannot find the volume"))?;
     let win = vdisk::window::Window::new(disk, start, len).map_err(|source| ApplyError::Disk {
         disk: v.disk,
-        source,
+        source: Box::new(source),
     })?;
     let mut fs = GuestFs::open_rw(win, false).map_err(fs_err(v, "cannot open for writing"))?;
     let mut hives_done: BTreeSet<&HiveRef> = BTreeSet::new();
