@@ -568,3 +568,41 @@ fn applying_a_200_mib_file_and_a_100_mib_hive_edit_keeps_memory_bounded() {
         (true, "0".into())
     );
 }
+
+#[test]
+fn compressed_qcow2_outputs_are_edited_in_place_and_stay_consistent() {
+    let _serial = serial();
+    let vm = two_disk_vm();
+    let host_bytes = vec![0xa5u8; 200_000];
+    let host_file = vm.dir.join("payload.bin");
+    std::fs::write(&host_file, &host_bytes).unwrap();
+    let fixers: Vec<Box<dyn Fixer>> = vec![Box::new(TestFixer(cross_disk_actions(
+        &host_file,
+        &host_bytes,
+    )))];
+    let out = vm.dir.join("out");
+    let mut o = options(&vm.disks, &out);
+    o.compress = Some(vdisk::writer::Compression::Zstd);
+    migrate::run_with(&o, &fixers)
+        .map_err(|f| f.into_error())
+        .unwrap();
+    for i in 0..2 {
+        let img = out.join(format!("pipe-disk{i}.qcow2"));
+        // No corruption, no leak (asserted by qemu_check).
+        let c = testkit::qemu::qemu_check(&img);
+        assert!(
+            c["compressed-clusters"].as_u64().unwrap_or(0) > 0,
+            "the output is compressed: {c}"
+        );
+    }
+    let p0 = out_partition(&out.join("pipe-disk0.qcow2"), &vm.dir);
+    assert_eq!(ntfscat(&p0, "/h2k/deep/from-host.bin"), host_bytes);
+    assert_eq!(ntfscat(&p0, "/keep/old.txt"), b"old contents");
+    let p1 = out_partition(&out.join("pipe-disk1.qcow2"), &vm.dir);
+    let h = vm.dir.join("SYSTEM.z");
+    std::fs::write(&h, ntfscat(&p1, &format!("/{HIVE}"))).unwrap();
+    assert_eq!(
+        hivexget(&h, r"ControlSet001\Services\viostor", "Start"),
+        (true, "0".into())
+    );
+}

@@ -398,6 +398,7 @@ fn inspect(vm: &mut Loaded) -> Inspected {
     let refs: Vec<&dyn Disk> = vm.disks.iter().map(|d| d.as_ref()).collect();
     let inspection = guest::inspect::inspect_vm(&refs);
     let mut warnings = inspection.warnings.clone();
+    warnings.extend(os_disagreements(&vm.model, &inspection));
     let boot = choose_boot_disk(&vm.model, &inspection);
     if boot.guess && vm.model.disks.len() > 1 {
         warnings.push(format!("boot disk: {} (a guess)", boot.reason));
@@ -431,6 +432,31 @@ fn inspect(vm: &mut Loaded) -> Inspected {
         boot,
         warnings,
     }
+}
+
+/// The OS the metadata declares is a hint: what is on the disks wins,
+/// and a disagreement is a warning.
+fn os_disagreements(model: &VmModel, ins: &VmInspection) -> Vec<String> {
+    let declared = &model.guest_os;
+    let mut out = vec![];
+    for w in &ins.windows {
+        if declared.family != domain::OsFamily::Windows {
+            out.push(format!(
+                "the VM metadata declares guest OS {} but disk {} holds {} ({}): the disks win",
+                declared.id(),
+                w.system.disk,
+                w.product_name,
+                w.os_id
+            ));
+        }
+    }
+    if !ins.linux.is_empty() && declared.family == domain::OsFamily::Windows {
+        out.push(format!(
+            "the VM metadata declares guest OS {} but the disks hold a Linux install",
+            declared.id()
+        ));
+    }
+    out
 }
 
 /// Evidence that a disk is the one the firmware should boot, strongest
