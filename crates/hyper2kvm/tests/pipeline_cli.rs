@@ -271,3 +271,85 @@ fn a_dry_runs_folder_is_reused_without_force_but_a_real_output_is_not() {
     assert!(!o.status.success());
     assert!(text(&o).1.contains("--force"));
 }
+
+#[test]
+fn inspect_reports_the_disks_as_one_vm_and_a_corrupt_table_as_a_warning() {
+    let t = tempfile::tempdir().unwrap();
+    let seed = seed_disk(t.path());
+    // A GPT disk (sfdisk) whose primary and backup headers are destroyed.
+    let gpt = t.path().join("gpt.raw");
+    testkit::sparse_file(&gpt, 8 << 20);
+    testkit::sfdisk(&gpt, "label: gpt\nstart=2048, size=4096, type=L\n");
+    testkit::patch(&gpt, 512, &[0u8; 92]);
+    testkit::patch(&gpt, (8 << 20) - 512, &[0u8; 92]);
+    let o = Command::new(bin())
+        .args(["inspect", "--json"])
+        .arg(&seed)
+        .arg(&gpt)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // Per disk as before, plus the VM-wide inspection.
+    assert_eq!(v[0]["audit"]["table"]["kind"], "mbr");
+    let vm = &v[0]["vm"];
+    assert_eq!(vm, &v[1]["vm"]);
+    assert_eq!(vm["disks"].as_array().unwrap().len(), 2);
+    assert_eq!(vm["disks"][0]["table"], "mbr");
+    assert_eq!(vm["disks"][0]["boot_code"], true);
+    assert_eq!(vm["disks"][0]["volumes"][0]["fs"], "ntfs");
+    assert_eq!(vm["disks"][0]["volumes"][0]["boot_flag"], true);
+    assert_eq!(vm["disks"][1]["table"], "none");
+    assert!(
+        vm["warnings"]
+            .to_string()
+            .contains("disk 1: partition table"),
+        "{}",
+        vm["warnings"]
+    );
+    let o = Command::new(bin())
+        .arg("inspect")
+        .arg(&seed)
+        .arg(&gpt)
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&o);
+    assert!(stdout.contains("VM (all 2 disk(s) together):"), "{stdout}");
+    assert!(
+        stdout.contains("warning: disk 1: partition table"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_corrupt_partition_table_is_a_plan_warning() {
+    let t = tempfile::tempdir().unwrap();
+    let seed = seed_disk(t.path());
+    let gpt = t.path().join("gpt.raw");
+    testkit::sparse_file(&gpt, 8 << 20);
+    testkit::sfdisk(&gpt, "label: gpt\nstart=2048, size=4096, type=L\n");
+    testkit::patch(&gpt, 512, &[0u8; 92]);
+    testkit::patch(&gpt, (8 << 20) - 512, &[0u8; 92]);
+    let out = t.path().join("out");
+    let o = migrate(&[
+        seed.to_str().unwrap(),
+        gpt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--os",
+        "winxp",
+        "--firmware",
+        "bios",
+        "--dry-run",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let plan = json(&out.join("plan.json"));
+    let w = plan["warnings"].to_string();
+    assert!(w.contains("disk 1: partition table unreadable"), "{w}");
+    assert!(w.contains("no valid GPT"), "{w}");
+    // The good disk is still audited and fixed.
+    assert_eq!(plan["disks"][0]["geometry"]["mode"], "pin");
+    assert!(plan["disks"][1]["geometry"].is_null());
+}

@@ -24,11 +24,21 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
+struct Geo {
+    audit: Audit,
+    plan: GeometryPlan,
+}
+
+#[derive(Serialize)]
 struct Report<'a> {
     path: PathBuf,
     format: String,
-    audit: Audit,
-    plan: GeometryPlan,
+    /// The geometry audit and plan (absent when the disk's table cannot
+    /// be read: then `error` says why).
+    #[serde(flatten)]
+    geo: Option<Geo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     /// The inspection of all disks given, together (the same in every
     /// element).
     vm: &'a VmInspection,
@@ -44,14 +54,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let vm = inspect_vm(&refs);
     let mut reports = vec![];
     for (path, disk) in args.disks.iter().zip(&disks) {
-        let a = audit(&**disk, &DeviceGeometry::default())
-            .with_context(|| format!("cannot inspect {}", path.display()))?;
-        let plan = fixgeo::plan(&**disk, &a, None, &[Bus::Sata, Bus::VirtioBlk])?;
+        // A disk whose table cannot be read is reported, not fatal: the
+        // other disks and the VM-wide inspection still are.
+        let geo = audit(&**disk, &DeviceGeometry::default()).and_then(|a| {
+            let plan = fixgeo::plan(&**disk, &a, None, &[Bus::Sata, Bus::VirtioBlk])?;
+            Ok(Geo { audit: a, plan })
+        });
+        let (geo, error) = match geo {
+            Ok(g) => (Some(g), None),
+            Err(e) => (None, Some(format!("cannot audit the geometry: {e}"))),
+        };
         reports.push(Report {
             path: path.clone(),
             format: disk.layer().format,
-            audit: a,
-            plan,
+            geo,
+            error,
             vm: &vm,
         });
     }
@@ -179,7 +196,16 @@ fn print_windows(w: &WindowsInstall) {
 }
 
 fn print_text(r: &Report<'_>) {
-    let a = &r.audit;
+    let Some(g) = &r.geo else {
+        println!(
+            "{} ({}): {}",
+            r.path.display(),
+            r.format,
+            r.error.as_deref().unwrap_or("no audit")
+        );
+        return;
+    };
+    let a = &g.audit;
     let t = &a.table;
     println!("{} ({}, {} bytes)", r.path.display(), r.format, a.disk_size);
     let scheme = match t.kind {
@@ -279,7 +305,7 @@ fn print_text(r: &Report<'_>) {
             println!("    - {}", f.message);
         }
     }
-    print_plan(&r.plan, "  ");
+    print_plan(&g.plan, "  ");
 }
 
 /// Print a plan as text (shared with fix-geometry).
