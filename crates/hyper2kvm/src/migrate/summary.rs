@@ -166,8 +166,15 @@ pub fn human(r: &Report, o: &Options) -> String {
         return s;
     }
     let _ = writeln!(s, "== result");
-    for a in &r.applied {
-        let _ = writeln!(s, "applied: {a}");
+    // Manual steps were listed (TODO) with the plan: not repeated here.
+    let actions = r.plan.as_ref().map(|p| p.actions.as_slice()).unwrap_or(&[]);
+    for (i, a) in r.applied.iter().enumerate() {
+        if !matches!(
+            actions.get(i).map(|x| &x.action),
+            Some(Action::Manual { .. })
+        ) {
+            let _ = writeln!(s, "applied: {a}");
+        }
     }
     for (i, c) in r.conversions.iter().enumerate() {
         let _ = writeln!(
