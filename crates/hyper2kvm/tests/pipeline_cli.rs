@@ -353,3 +353,45 @@ fn a_corrupt_partition_table_is_a_plan_warning() {
     assert_eq!(plan["disks"][0]["geometry"]["mode"], "pin");
     assert!(plan["disks"][1]["geometry"].is_null());
 }
+
+#[test]
+fn the_plan_is_printed_before_converting_even_when_the_conversion_fails() {
+    need("qemu-img");
+    need("qemu-io");
+    let t = tempfile::tempdir().unwrap();
+    // A qcow2 whose only data cluster (the last one of the file) is cut
+    // off: opening and inspecting work, converting fails.
+    let src = t.path().join("src.qcow2");
+    testkit::qemu::qemu_img_create(&src, "qcow2", "64M");
+    let st = Command::new("qemu-io")
+        .args(["-c", "write -P 0x11 32M 64k"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let len = std::fs::metadata(&src).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src)
+        .unwrap()
+        .set_len(len - 65536)
+        .unwrap();
+    let out = t.path().join("out");
+    let o = migrate(&[
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--os",
+        "linux",
+        "--firmware",
+        "bios",
+        "--quiet",
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(!o.status.success());
+    assert!(stderr.contains("converting disk 0"), "{stderr}");
+    assert!(stdout.contains("== plan for VM"), "{stdout}");
+    assert!(stdout.contains("disk 0 (boot)"), "{stdout}");
+    assert!(!stdout.contains("== next steps"), "{stdout}");
+    assert_eq!(names(&out), ["report.json"]);
+}
