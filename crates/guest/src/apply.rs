@@ -513,66 +513,7 @@ fn apply_file_action(
             size,
             sha256,
             ..
-        } => {
-            if let Ok(e) = fs.stat(path) {
-                if !e.is_dir && e.size == *size {
-                    let mut h = HashSink(Sha256::new(), 0);
-                    fs.read_to(path, &mut h)
-                        .map_err(fs_err(v, format!("cannot read {path}")))?;
-                    if hex(&h.0.finalize()) == sha256.to_ascii_lowercase() {
-                        return Ok((on(&format!("{path} already has these {size} bytes")), false));
-                    }
-                }
-            }
-            if let Some(parent) = path.rsplit_once('/').map(|x| x.0).filter(|p| !p.is_empty()) {
-                fs.mkdir_p(parent)
-                    .map_err(fs_err(v, format!("cannot create directory {parent}")))?;
-            }
-            let src_err = |source| ApplyError::Source {
-                path: path.clone(),
-                source,
-            };
-            let mut r: Box<dyn Read> = match source {
-                FileSource::Guest { volume, path: from } if volume == v => {
-                    Box::new(std::io::Cursor::new(
-                        fs.read(from)
-                            .map_err(fs_err(v, format!("cannot read {from}")))?,
-                    ))
-                }
-                FileSource::Guest { volume, path: from } => {
-                    return Err(ApplyError::Plan(format!(
-                        "{path}: copying {from} from another volume (disk {} partition {}) is not supported",
-                        volume.disk,
-                        part_name(volume)
-                    )))
-                }
-                other => open_source(other, open).map_err(src_err)?,
-            };
-            let mut hr = Hashing {
-                inner: &mut r,
-                hash: Sha256::new(),
-                n: 0,
-            };
-            fs.write_from(path, *size, &mut hr)
-                .map_err(fs_err(v, format!("cannot write {path}")))?;
-            let got = hex(&hr.hash.finalize());
-            if got != sha256.to_ascii_lowercase() {
-                return Err(ApplyError::Checksum {
-                    path: path.clone(),
-                    want: sha256.clone(),
-                    want_size: *size,
-                    got,
-                    got_size: hr.n,
-                });
-            }
-            Ok((
-                on(&format!(
-                    "wrote {path} ({size} bytes, sha256 {})",
-                    &got[..16]
-                )),
-                true,
-            ))
-        }
+        } => put_file(fs, v, path, source, *size, sha256, open),
         Action::CopyOnce { from, to, .. } => {
             if fs.stat(to).is_ok() {
                 return Ok((on(&format!("{to} exists: not copied again")), false));
@@ -589,6 +530,76 @@ fn apply_file_action(
         }
         other => Err(ApplyError::Plan(format!("not a file action: {other:?}"))),
     }
+}
+
+/// `PutFile`: unchanged when the file already has these bytes; else its
+/// parents are created and the bytes streamed in with their hash checked.
+fn put_file(
+    fs: &mut GuestFs,
+    v: &VolumeRef,
+    path: &str,
+    source: &FileSource,
+    size: u64,
+    sha256: &str,
+    open: &SourceOpener,
+) -> Result<(String, bool), ApplyError> {
+    let on = |p: &str| format!("disk {} partition {}: {p}", v.disk, part_name(v));
+    if let Ok(e) = fs.stat(path) {
+        if !e.is_dir && e.size == size {
+            let mut h = HashSink(Sha256::new(), 0);
+            fs.read_to(path, &mut h)
+                .map_err(fs_err(v, format!("cannot read {path}")))?;
+            if hex(&h.0.finalize()) == sha256.to_ascii_lowercase() {
+                return Ok((on(&format!("{path} already has these {size} bytes")), false));
+            }
+        }
+    }
+    if let Some(parent) = path.rsplit_once('/').map(|x| x.0).filter(|p| !p.is_empty()) {
+        fs.mkdir_p(parent)
+            .map_err(fs_err(v, format!("cannot create directory {parent}")))?;
+    }
+    let src_err = |source| ApplyError::Source {
+        path: path.to_string(),
+        source,
+    };
+    let mut r: Box<dyn Read> = match source {
+        FileSource::Guest { volume, path: from } if volume == v => Box::new(std::io::Cursor::new(
+            fs.read(from)
+                .map_err(fs_err(v, format!("cannot read {from}")))?,
+        )),
+        FileSource::Guest { volume, path: from } => {
+            return Err(ApplyError::Plan(format!(
+            "{path}: copying {from} from another volume (disk {} partition {}) is not supported",
+            volume.disk,
+            part_name(volume)
+        )))
+        }
+        other => open_source(other, open).map_err(src_err)?,
+    };
+    let mut hr = Hashing {
+        inner: &mut r,
+        hash: Sha256::new(),
+        n: 0,
+    };
+    fs.write_from(path, size, &mut hr)
+        .map_err(fs_err(v, format!("cannot write {path}")))?;
+    let got = hex(&hr.hash.finalize());
+    if got != sha256.to_ascii_lowercase() {
+        return Err(ApplyError::Checksum {
+            path: path.to_string(),
+            want: sha256.to_string(),
+            want_size: size,
+            got,
+            got_size: hr.n,
+        });
+    }
+    Ok((
+        on(&format!(
+            "wrote {path} ({size} bytes, sha256 {})",
+            &got[..16]
+        )),
+        true,
+    ))
 }
 
 /// The transaction logs next to a hive on a volume (`NAME.LOG`,

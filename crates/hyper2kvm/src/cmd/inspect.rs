@@ -206,55 +206,8 @@ fn print_text(r: &Report<'_>) {
         return;
     };
     let a = &g.audit;
-    let t = &a.table;
     println!("{} ({}, {} bytes)", r.path.display(), r.format, a.disk_size);
-    let scheme = match t.kind {
-        guest::partition::TableKind::None => "no partition table".to_string(),
-        guest::partition::TableKind::Mbr => "MBR".into(),
-        guest::partition::TableKind::Gpt => {
-            let g = t.gpt.as_ref();
-            format!(
-                "GPT ({} header used{})",
-                g.map(|g| g.used.as_str()).unwrap_or("?"),
-                if g.is_some_and(|g| g.hybrid_mbr) {
-                    ", hybrid MBR"
-                } else {
-                    ""
-                }
-            )
-        }
-    };
-    match &t.mbr {
-        Some(m) => println!(
-            "  table: {scheme}; disk signature {:#010x}; boot code {}",
-            m.disk_signature,
-            if m.boot_code_present {
-                "present"
-            } else {
-                "absent"
-            }
-        ),
-        None => println!("  table: {scheme}"),
-    }
-    for p in t.partitions() {
-        let mut line = format!(
-            "  {:>3}  LBA {:>10} +{:<10} {}",
-            p.index,
-            p.start_lba,
-            p.sectors,
-            p.type_name()
-        );
-        if p.bootable {
-            line.push_str(" active");
-        }
-        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
-            line.push_str(&format!(" \"{n}\""));
-        }
-        if let Some(e) = &p.mbr_entry {
-            line.push_str(&format!(" C/H/S {}..{}", e.start_chs, e.end_chs));
-        }
-        println!("{line}");
-    }
+    print_table(&a.table);
     for v in &a.volumes {
         let fs =
             v.fs.map(|f| format!("{f:?}").to_lowercase())
@@ -306,6 +259,57 @@ fn print_text(r: &Report<'_>) {
         }
     }
     print_plan(&g.plan, "  ");
+}
+
+/// The partition table lines of the audit.
+fn print_table(t: &guest::partition::PartitionTable) {
+    let scheme = match t.kind {
+        guest::partition::TableKind::None => "no partition table".to_string(),
+        guest::partition::TableKind::Mbr => "MBR".into(),
+        guest::partition::TableKind::Gpt => {
+            let g = t.gpt.as_ref();
+            format!(
+                "GPT ({} header used{})",
+                g.map(|g| g.used.as_str()).unwrap_or("?"),
+                if g.is_some_and(|g| g.hybrid_mbr) {
+                    ", hybrid MBR"
+                } else {
+                    ""
+                }
+            )
+        }
+    };
+    match &t.mbr {
+        Some(m) => println!(
+            "  table: {scheme}; disk signature {:#010x}; boot code {}",
+            m.disk_signature,
+            if m.boot_code_present {
+                "present"
+            } else {
+                "absent"
+            }
+        ),
+        None => println!("  table: {scheme}"),
+    }
+    for p in t.partitions() {
+        let mut line = format!(
+            "  {:>3}  LBA {:>10} +{:<10} {}",
+            p.index,
+            p.start_lba,
+            p.sectors,
+            p.type_name()
+        );
+        if p.bootable {
+            line.push_str(" active");
+        }
+        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            line.push_str(&format!(" \"{n}\""));
+        }
+        if let Some(e) = &p.mbr_entry {
+            line.push_str(&format!(" C/H/S {}..{}", e.start_chs, e.end_chs));
+        }
+        println!("{line}");
+    }
 }
 
 /// Print a plan as text (shared with fix-geometry).
