@@ -232,3 +232,160 @@ pub struct VmInspection {
     /// Problems found while inspecting (never fatal).
     pub warnings: Vec<String>,
 }
+
+/// GPT type of an EFI System Partition.
+pub const ESP_GUID: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+
+impl VmInspection {
+    /// The volume at `v`, if inspected.
+    pub fn volume(&self, v: &VolumeRef) -> Option<&VolumeInfo> {
+        self.disks
+            .get(v.disk)?
+            .volumes
+            .iter()
+            .find(|x| x.volume == *v)
+    }
+}
+
+/// Inspect all of a VM's disks together (`disks[i]` is disk `i` of the
+/// VM): per disk its partition table and the filesystems on it, then the
+/// guest installs found across them. Nothing here fails: an unreadable or
+/// corrupt table is a warning on its disk.
+pub fn inspect_vm(disks: &[&dyn vdisk::Disk]) -> VmInspection {
+    let infos: Vec<DiskInfo> = disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| inspect_disk(i, *d))
+        .collect();
+    let mut warnings: Vec<String> = infos
+        .iter()
+        .flat_map(|d| {
+            d.warnings
+                .iter()
+                .map(move |w| format!("disk {}: {w}", d.index))
+        })
+        .collect();
+    let windows = crate::windows::inspect(disks, &infos, &mut warnings);
+    VmInspection {
+        disks: infos,
+        windows,
+        linux: vec![],
+        warnings,
+    }
+}
+
+/// Inspect one disk: table, signature, boot code, volumes.
+pub fn inspect_disk(index: usize, disk: &dyn vdisk::Disk) -> DiskInfo {
+    let mut info = DiskInfo {
+        index,
+        size: disk.size(),
+        table: "none".into(),
+        mbr_signature: None,
+        boot_code: false,
+        volumes: vec![],
+        warnings: vec![],
+    };
+    if disk.size() >= 512 {
+        let mut s0 = [0u8; 512];
+        match disk.read_at(&mut s0, 0) {
+            Ok(()) => {
+                info.boot_code =
+                    s0[510] == 0x55 && s0[511] == 0xAA && s0[..440].iter().any(|&b| b != 0);
+            }
+            Err(e) => info.warnings.push(format!("cannot read sector 0: {e}")),
+        }
+    }
+    let table = match crate::partition::read_table(disk) {
+        Ok(t) => t,
+        Err(e) => {
+            info.warnings
+                .push(format!("partition table unreadable, treated as none: {e}"));
+            return info;
+        }
+    };
+    info.warnings.extend(table.warnings.iter().cloned());
+    info.mbr_signature = table.mbr.as_ref().map(|m| m.disk_signature);
+    info.table = match table.kind {
+        crate::partition::TableKind::None => "none",
+        crate::partition::TableKind::Mbr => "mbr",
+        crate::partition::TableKind::Gpt => "gpt",
+    }
+    .into();
+    if table.kind == crate::partition::TableKind::None {
+        let fs = fs_name(disk);
+        if fs != "unknown" {
+            info.volumes.push(VolumeInfo {
+                volume: VolumeRef {
+                    disk: index,
+                    partition: None,
+                },
+                start: 0,
+                len: disk.size(),
+                type_name: "whole disk".into(),
+                fs: fs.into(),
+                boot_flag: false,
+            });
+        }
+        return info;
+    }
+    for p in table.data_partitions() {
+        if p.beyond_end {
+            info.warnings.push(format!(
+                "partition {} extends beyond the end of the disk: not inspected",
+                p.index
+            ));
+            continue;
+        }
+        let fs = match vdisk::window::Window::new(disk, p.start, p.len) {
+            Ok(w) => fs_name(&w),
+            Err(e) => {
+                info.warnings
+                    .push(format!("partition {}: cannot read: {e}", p.index));
+                "unknown"
+            }
+        };
+        let esp = p.mbr_type == Some(0xEF)
+            || p.type_guid
+                .as_deref()
+                .is_some_and(|g| g.eq_ignore_ascii_case(ESP_GUID));
+        info.volumes.push(VolumeInfo {
+            volume: VolumeRef {
+                disk: index,
+                partition: Some(p.index),
+            },
+            start: p.start,
+            len: p.len,
+            type_name: p.type_name(),
+            fs: fs.into(),
+            boot_flag: p.bootable || esp,
+        });
+    }
+    info
+}
+
+/// The filesystem at the start of `d`, by signature.
+fn fs_name(d: &dyn vdisk::Disk) -> &'static str {
+    use crate::fs::FsKind;
+    match crate::fs::detect(d) {
+        Ok(FsKind::Ntfs) => return "ntfs",
+        Ok(FsKind::Fat) => return "fat",
+        Ok(FsKind::BitLocker) => return "bitlocker",
+        Ok(FsKind::Ext) => return "ext",
+        _ => {}
+    }
+    let sig = |off: u64, want: &[u8]| {
+        let mut b = vec![0u8; want.len()];
+        off + want.len() as u64 <= d.size() && d.read_at(&mut b, off).is_ok() && b == want
+    };
+    if sig(0, b"XFSB") {
+        "xfs"
+    } else if sig(0x10040, b"_BHRfS_M") {
+        "btrfs"
+    } else if sig(512, b"LABELONE") {
+        "lvm"
+    } else if sig(4086, b"SWAPSPACE2") {
+        "swap"
+    } else {
+        "unknown"
+    }
+}

@@ -233,7 +233,7 @@ fn windows_uefi_source_gives_q35_ovmf_hyperv_and_valid_domains() {
     let plan = json(&out.join("plan.json"));
     assert_eq!(plan["vm"]["firmware"]["kind"], "uefi", "{}", plan["vm"]);
     // A Windows guest gets an honest list of what is still needed.
-    assert!(plan["fixes"].to_string().contains("0x7B"));
+    assert!(plan["actions"].to_string().contains("0x7B"));
 
     let nvram = out.join("Win10_Pro_VARS.fd");
     assert_eq!(

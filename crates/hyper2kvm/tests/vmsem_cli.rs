@@ -309,7 +309,6 @@ fn too_many_nics_are_refused_while_planning_and_dropped_ones_warned() {
 }
 
 #[test]
-#[ignore = "needs migrate::run to call source::check_domains while planning (pipeline, migrate/mod.rs)"]
 fn dry_run_refuses_what_the_real_run_would_and_converts_nothing() {
     let t = tempfile::tempdir().unwrap();
     let vmx = esxi_copy(t.path(), 30);

@@ -113,6 +113,9 @@ impl Hive {
         }
         let data = bytes.split_off(BASE_SIZE);
         bytes.truncate(BASE_SIZE);
+        // Give the hive bins' share of the file buffer back: otherwise the
+        // 4 KiB base block keeps the whole file's allocation alive.
+        bytes.shrink_to_fit();
         let mut data = data;
         data.truncate(size as usize);
         let mut h = Hive {

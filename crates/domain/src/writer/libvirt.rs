@@ -201,9 +201,9 @@ pub fn libvirt_xml(model: &VmModel, opts: &DomainOptions) -> Result<Rendered> {
         );
         w.empty("source", &[("file", &d.path.display().to_string())]);
         w.empty("target", &[("dev", &d.target), ("bus", bus_name(d.attach))]);
-        if d.boot {
-            w.empty("boot", &[("order", "1")]);
-        }
+        // Every disk gets a boot order (boot disk 1): the firmware then
+        // tries the data disks too instead of stopping at the first one.
+        w.empty("boot", &[("order", &d.boot_order.to_string())]);
         w.empty("alias", &[("name", &d.alias)]);
         drive_address(&mut w, d.attach);
         w.close();

@@ -243,7 +243,8 @@ pub(crate) struct PDisk {
     pub format: OutputFormat,
     pub geometry: Option<vdisk::Chs>,
     pub attach: Attach,
-    pub boot: bool,
+    /// 1 for the boot disk, then 2, 3, … in attachment order.
+    pub boot_order: u32,
     pub alias: String,
     pub target: String,
 }
@@ -375,6 +376,14 @@ fn check_resources(m: &VmModel, machine: Machine) -> Result<()> {
     Ok(())
 }
 
+/// Whether the bootstrap domain attaches disks to IDE on i440fx (legacy
+/// Windows on BIOS, whose inbox drivers know no AHCI) rather than SATA on
+/// q35. The one place this is decided: the migration plan (geometry audit
+/// buses) and the writers both ask here.
+pub fn bootstrap_uses_ide(m: &VmModel) -> bool {
+    m.guest_os.is_legacy_windows() && m.firmware.kind != FirmwareKind::Uefi
+}
+
 pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
     if o.disks.len() != m.disks.len() {
         return Err(Error::Plan(format!(
@@ -385,7 +394,7 @@ pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
     }
     let os = &m.guest_os;
     let uefi_fw = m.firmware.kind == FirmwareKind::Uefi;
-    let machine = if os.is_legacy_windows() && !uefi_fw {
+    let machine = if bootstrap_uses_ide(m) {
         Machine::Pc
     } else {
         Machine::Q35
@@ -501,7 +510,7 @@ pub(crate) fn build_plan(m: &VmModel, o: &DomainOptions) -> Result<Plan> {
             format: out.format,
             geometry: out.bios_geometry,
             attach,
-            boot: n == 0,
+            boot_order: n as u32 + 1,
             alias: format!("ua-disk{n}"),
             target,
         });

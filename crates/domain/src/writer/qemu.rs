@@ -218,9 +218,7 @@ pub fn qemu_command(model: &VmModel, opts: &DomainOptions, q: &QemuOptions) -> R
             Attach::Scsi(t) => format!("scsi-hd,bus=scsi0.0,channel=0,scsi-id={t},lun=0"),
         };
         dev.push_str(&format!(",drive={node},id={}", d.alias));
-        if d.boot {
-            dev.push_str(",bootindex=1");
-        }
+        dev.push_str(&format!(",bootindex={}", d.boot_order));
         if let Some(g) = d.geometry {
             dev.push_str(&format!(
                 ",lcyls={},lheads={},lsecs={}",

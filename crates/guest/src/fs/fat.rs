@@ -225,6 +225,23 @@ impl<T: fatfs::ReadWriteSeek> Ops for FatFs<T> {
         f.flush().map_err(fe)?;
         Ok(())
     }
+    fn read_to(&self, path: &str, w: &mut dyn std::io::Write) -> Result<u64> {
+        let mut f = self.fs().root_dir().open_file(&rel(path)).map_err(fe)?;
+        std::io::copy(&mut f, w).map_err(fe)
+    }
+    fn write_from(&mut self, path: &str, len: u64, r: &mut dyn std::io::Read) -> Result<()> {
+        self.need_rw()?;
+        let mut f = self.fs().root_dir().create_file(&rel(path)).map_err(fe)?;
+        f.truncate().map_err(fe)?;
+        let n = std::io::copy(&mut r.take(len), &mut f).map_err(fe)?;
+        if n != len {
+            return Err(FsError::Fat(format!(
+                "{path}: the source ended at byte {n} of {len}"
+            )));
+        }
+        f.flush().map_err(fe)?;
+        Ok(())
+    }
     fn mkdir(&mut self, path: &str) -> Result<()> {
         self.need_rw()?;
         self.fs().root_dir().create_dir(&rel(path)).map_err(fe)?;

@@ -136,6 +136,21 @@ pub(crate) trait Ops {
     fn rename(&mut self, from: &str, to: &str) -> Result<()>;
     fn check(&self) -> Result<CheckResult>;
     fn flush(&mut self) -> Result<()>;
+    /// Stream a whole file to `w` (default: through memory).
+    fn read_to(&self, path: &str, w: &mut dyn std::io::Write) -> Result<u64> {
+        let v = self.read(path)?;
+        w.write_all(&v)
+            .map_err(|e| FsError::Unsupported(format!("{path}: write to the sink failed: {e}")))?;
+        Ok(v.len() as u64)
+    }
+    /// Create or replace a file with `len` bytes from `r` (default:
+    /// through memory).
+    fn write_from(&mut self, path: &str, len: u64, r: &mut dyn std::io::Read) -> Result<()> {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(r, len), &mut v)
+            .map_err(|e| FsError::Unsupported(format!("{path}: reading the source failed: {e}")))?;
+        self.write(path, &v)
+    }
 }
 
 /// An opened guest filesystem.
@@ -198,6 +213,16 @@ impl GuestFs {
     /// Create a directory.
     pub fn mkdir(&mut self, path: &str) -> Result<()> {
         self.ops.mkdir(path)
+    }
+    /// Stream a whole file to `w` in bounded pieces; returns its length.
+    pub fn read_to(&self, path: &str, w: &mut dyn std::io::Write) -> Result<u64> {
+        self.ops.read_to(path, w)
+    }
+    /// Create or replace `path` with exactly `len` bytes read from `r`, in
+    /// bounded pieces (memory does not grow with the file size). Fails
+    /// when `r` ends early.
+    pub fn write_from(&mut self, path: &str, len: u64, r: &mut dyn std::io::Read) -> Result<()> {
+        self.ops.write_from(path, len, r)
     }
     /// Create a directory and its missing parents.
     pub fn mkdir_p(&mut self, path: &str) -> Result<()> {

@@ -130,4 +130,31 @@ impl<D: DiskWrite> Ops for NtfsRw<D> {
     fn flush(&mut self) -> Result<()> {
         Ok(self.0.flush()?)
     }
+    fn read_to(&self, path: &str, w: &mut dyn std::io::Write) -> Result<u64> {
+        Ok(self.0.copy_to(path, "", w)?)
+    }
+    fn write_from(&mut self, path: &str, len: u64, r: &mut dyn std::io::Read) -> Result<()> {
+        // Create/truncate, size, then fill in 1 MiB pieces. The engine
+        // builds the whole new value in memory when a resident (empty)
+        // stream grows, so grow it to 1 MiB first (non-resident from
+        // then on) and only then to its full length.
+        self.0.write_file(path, &[])?;
+        if len > 1 << 20 {
+            self.0.set_len(path, 1 << 20)?;
+        }
+        self.0.set_len(path, len)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = 0u64;
+        while off < len {
+            let n = ((len - off) as usize).min(buf.len());
+            r.read_exact(&mut buf[..n]).map_err(|e| {
+                FsError::Unsupported(format!(
+                    "{path}: the source ended or failed at byte {off} of {len}: {e}"
+                ))
+            })?;
+            self.0.write_at(path, off, &buf[..n])?;
+            off += n as u64;
+        }
+        Ok(())
+    }
 }

@@ -1,12 +1,14 @@
 //! `hyper2kvm inspect DISK... [--json]`: partitions, filesystems, boot
 //! sector geometry, MBR CHS fields, container geometry hints, the BIOS
 //! geometry each target bus presents, every mismatch with its effect, and
-//! the geometry fix that would be chosen.
+//! the geometry fix that would be chosen; then the inspection of all the
+//! disks together as one VM (tables, filesystems, guest installs found).
 
 use anyhow::Context;
 use guest::audit::{audit, Audit};
 use guest::fixgeo::{self, GeometryPlan};
 use guest::geometry::{self, Bus, DeviceGeometry};
+use guest::inspect::{inspect_vm, VmInspection, WindowsInstall};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -22,26 +24,52 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
-struct Report {
-    path: PathBuf,
-    format: String,
+struct Geo {
     audit: Audit,
     plan: GeometryPlan,
 }
 
+#[derive(Serialize)]
+struct Report<'a> {
+    path: PathBuf,
+    format: String,
+    /// The geometry audit and plan (absent when the disk's table cannot
+    /// be read: then `error` says why).
+    #[serde(flatten)]
+    geo: Option<Geo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The inspection of all disks given, together (the same in every
+    /// element).
+    vm: &'a VmInspection,
+}
+
 /// Run the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut reports = vec![];
+    let mut disks = vec![];
     for path in &args.disks {
-        let disk = vdisk::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let a = audit(&*disk, &DeviceGeometry::default())
-            .with_context(|| format!("cannot inspect {}", path.display()))?;
-        let plan = fixgeo::plan(&*disk, &a, None, &[Bus::Sata, Bus::VirtioBlk])?;
+        disks.push(vdisk::open(path).with_context(|| format!("cannot open {}", path.display()))?);
+    }
+    let refs: Vec<&dyn vdisk::Disk> = disks.iter().map(|d| d.as_ref()).collect();
+    let vm = inspect_vm(&refs);
+    let mut reports = vec![];
+    for (path, disk) in args.disks.iter().zip(&disks) {
+        // A disk whose table cannot be read is reported, not fatal: the
+        // other disks and the VM-wide inspection still are.
+        let geo = audit(&**disk, &DeviceGeometry::default()).and_then(|a| {
+            let plan = fixgeo::plan(&**disk, &a, None, &[Bus::Sata, Bus::VirtioBlk])?;
+            Ok(Geo { audit: a, plan })
+        });
+        let (geo, error) = match geo {
+            Ok(g) => (Some(g), None),
+            Err(e) => (None, Some(format!("cannot audit the geometry: {e}"))),
+        };
         reports.push(Report {
             path: path.clone(),
             format: disk.layer().format,
-            audit: a,
-            plan,
+            geo,
+            error,
+            vm: &vm,
         });
     }
     if args.json {
@@ -50,61 +78,136 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for r in &reports {
             print_text(r);
         }
+        print_vm(&vm, &args.disks);
     }
     Ok(())
 }
 
-fn print_text(r: &Report) {
-    let a = &r.audit;
-    let t = &a.table;
-    println!("{} ({}, {} bytes)", r.path.display(), r.format, a.disk_size);
-    let scheme = match t.kind {
-        guest::partition::TableKind::None => "no partition table".to_string(),
-        guest::partition::TableKind::Mbr => "MBR".into(),
-        guest::partition::TableKind::Gpt => {
-            let g = t.gpt.as_ref();
-            format!(
-                "GPT ({} header used{})",
-                g.map(|g| g.used.as_str()).unwrap_or("?"),
-                if g.is_some_and(|g| g.hybrid_mbr) {
-                    ", hybrid MBR"
-                } else {
-                    ""
-                }
-            )
-        }
-    };
-    match &t.mbr {
-        Some(m) => println!(
-            "  table: {scheme}; disk signature {:#010x}; boot code {}",
-            m.disk_signature,
-            if m.boot_code_present {
-                "present"
-            } else {
-                "absent"
-            }
-        ),
-        None => println!("  table: {scheme}"),
-    }
-    for p in t.partitions() {
-        let mut line = format!(
-            "  {:>3}  LBA {:>10} +{:<10} {}",
-            p.index,
-            p.start_lba,
-            p.sectors,
-            p.type_name()
+/// The VM-wide inspection as text.
+fn print_vm(vm: &VmInspection, paths: &[PathBuf]) {
+    println!("VM (all {} disk(s) together):", vm.disks.len());
+    for (d, p) in vm.disks.iter().zip(paths) {
+        println!(
+            "  disk {} {}: {} table{}, boot code {}",
+            d.index,
+            p.display(),
+            d.table,
+            d.mbr_signature
+                .map(|s| format!(", signature {s:#010x}"))
+                .unwrap_or_default(),
+            if d.boot_code { "present" } else { "absent" }
         );
-        if p.bootable {
-            line.push_str(" active");
+        for v in &d.volumes {
+            println!(
+                "    {} {}: {} ({}{})",
+                v.volume
+                    .partition
+                    .map(|n| format!("partition {n}"))
+                    .unwrap_or_else(|| "whole disk".into()),
+                geometry_size(v.len),
+                v.fs,
+                v.type_name,
+                if v.boot_flag { ", boot" } else { "" }
+            );
         }
-        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
-            line.push_str(&format!(" \"{n}\""));
-        }
-        if let Some(e) = &p.mbr_entry {
-            line.push_str(&format!(" C/H/S {}..{}", e.start_chs, e.end_chs));
-        }
-        println!("{line}");
     }
+    if vm.windows.is_empty() && vm.linux.is_empty() {
+        println!("  no guest install found");
+    }
+    for w in &vm.windows {
+        print_windows(w);
+    }
+    for w in &vm.warnings {
+        println!("  warning: {w}");
+    }
+}
+
+fn geometry_size(n: u64) -> String {
+    if n >= 1 << 30 {
+        format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    }
+}
+
+fn vol(v: &guest::plan::VolumeRef) -> String {
+    format!(
+        "disk {} {}",
+        v.disk,
+        v.partition
+            .map(|n| format!("partition {n}"))
+            .unwrap_or_else(|| "whole disk".into())
+    )
+}
+
+fn print_windows(w: &WindowsInstall) {
+    println!(
+        "  Windows: {} ({}, {}.{} build {}, {:?}, {:?} firmware)",
+        w.product_name, w.os_id, w.major, w.minor, w.build, w.arch, w.firmware
+    );
+    println!("    system volume {} \\{}", vol(&w.system), w.systemroot);
+    if let Some(b) = &w.boot_volume {
+        println!("    boot volume {}", vol(b));
+    }
+    if let Some(h) = &w.hostname {
+        println!("    hostname {h}");
+    }
+    println!(
+        "    control sets in use: {}",
+        w.control_sets.in_use.join(", ")
+    );
+    for s in &w.storage_drivers {
+        println!(
+            "    storage driver {}: start {}{}",
+            s.name,
+            s.start.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+            if w.boot_storage.contains(&s.name) {
+                " (serves the boot disk)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!("    VirtIO storage boot-ready: {}", w.virtio_ready);
+    for n in &w.nics {
+        println!(
+            "    nic {}: {} {} {}",
+            n.connection_name.as_deref().unwrap_or(&n.guid),
+            n.driver.as_deref().unwrap_or("-"),
+            n.mac.as_deref().unwrap_or("-"),
+            if n.dhcp {
+                "dhcp".to_string()
+            } else {
+                n.addresses.join(" ")
+            }
+        );
+    }
+    for t in &w.foreign_tools {
+        println!("    {} {} {}: {}", t.vendor, t.kind, t.name, t.location);
+    }
+    for b in &w.blockers {
+        println!(
+            "    {} {}: {}",
+            if b.refuse { "BLOCKER" } else { "risk" },
+            b.id,
+            b.message
+        );
+    }
+}
+
+fn print_text(r: &Report<'_>) {
+    let Some(g) = &r.geo else {
+        println!(
+            "{} ({}): {}",
+            r.path.display(),
+            r.format,
+            r.error.as_deref().unwrap_or("no audit")
+        );
+        return;
+    };
+    let a = &g.audit;
+    println!("{} ({}, {} bytes)", r.path.display(), r.format, a.disk_size);
+    print_table(&a.table);
     for v in &a.volumes {
         let fs =
             v.fs.map(|f| format!("{f:?}").to_lowercase())
@@ -155,7 +258,58 @@ fn print_text(r: &Report) {
             println!("    - {}", f.message);
         }
     }
-    print_plan(&r.plan, "  ");
+    print_plan(&g.plan, "  ");
+}
+
+/// The partition table lines of the audit.
+fn print_table(t: &guest::partition::PartitionTable) {
+    let scheme = match t.kind {
+        guest::partition::TableKind::None => "no partition table".to_string(),
+        guest::partition::TableKind::Mbr => "MBR".into(),
+        guest::partition::TableKind::Gpt => {
+            let g = t.gpt.as_ref();
+            format!(
+                "GPT ({} header used{})",
+                g.map(|g| g.used.as_str()).unwrap_or("?"),
+                if g.is_some_and(|g| g.hybrid_mbr) {
+                    ", hybrid MBR"
+                } else {
+                    ""
+                }
+            )
+        }
+    };
+    match &t.mbr {
+        Some(m) => println!(
+            "  table: {scheme}; disk signature {:#010x}; boot code {}",
+            m.disk_signature,
+            if m.boot_code_present {
+                "present"
+            } else {
+                "absent"
+            }
+        ),
+        None => println!("  table: {scheme}"),
+    }
+    for p in t.partitions() {
+        let mut line = format!(
+            "  {:>3}  LBA {:>10} +{:<10} {}",
+            p.index,
+            p.start_lba,
+            p.sectors,
+            p.type_name()
+        );
+        if p.bootable {
+            line.push_str(" active");
+        }
+        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            line.push_str(&format!(" \"{n}\""));
+        }
+        if let Some(e) = &p.mbr_entry {
+            line.push_str(&format!(" C/H/S {}..{}", e.start_chs, e.end_chs));
+        }
+        println!("{line}");
+    }
 }
 
 /// Print a plan as text (shared with fix-geometry).

@@ -147,23 +147,20 @@ pub fn run(mut a: Args) -> Result<()> {
         success_markers: a.success_markers,
         geometry_off: matches!(a.geometry, GeoMode::Off),
         progress: !a.quiet && !a.json && std::io::stderr().is_terminal(),
+        print_plan: !a.json,
     };
     let res = migrate::run(&o);
-    let report_path = o.out.join("report.json");
-    let report: Option<serde_json::Value> = std::fs::read(&report_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    if a.json {
-        if let Some(r) = &report {
-            println!("{}", serde_json::to_string_pretty(r)?);
-            hyper2kvm::errors::mark_json_error_printed();
-        }
-    } else if let Ok(r) = &res {
-        print!("{}", migrate::summary::human(r, &o));
-    }
     match res {
-        Ok(r) if r.success => Ok(()),
         Ok(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                hyper2kvm::errors::mark_json_error_printed();
+            } else {
+                print!("{}", migrate::summary::human(&r, &o));
+            }
+            if r.success {
+                return Ok(());
+            }
             let failed: Vec<String> = r
                 .validation
                 .iter()
@@ -172,6 +169,13 @@ pub fn run(mut a: Args) -> Result<()> {
                 .collect();
             anyhow::bail!("validation failed: {}", failed.join("; "))
         }
-        Err(e) => Err(e.context(format!("migration failed (see {})", report_path.display()))),
+        Err(f) => {
+            // Only this run's report, never one left by an earlier run.
+            if let (true, Some((_, r))) = (a.json, &f.report) {
+                println!("{}", serde_json::to_string_pretty(r)?);
+                hyper2kvm::errors::mark_json_error_printed();
+            }
+            Err(f.into_error())
+        }
     }
 }

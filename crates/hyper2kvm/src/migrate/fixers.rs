@@ -1,141 +1,182 @@
-//! Guest fixers: one per concern or OS family, each planning its changes
-//! from the inspection and applying them to the output (a copy-on-write
-//! overlay over the source, converted afterwards). This is where the
-//! Windows registry/driver work plugs in: implement [`GuestFixer`] and add
-//! it to [`fixers`].
+//! Guest fixers: one per concern or OS family. A fixer gets a read-only
+//! view of the whole VM ([`VmView`]: the model, every source disk, the
+//! inspection of all of them, the geometry audit and plan per disk, the
+//! driver media plan) and returns typed [`PlannedAction`]s, each with its
+//! reason. It writes nothing: `plan.json` lists the actions, and one
+//! executor ([`guest::apply::execute`]) carries them out on the staged
+//! output disks after conversion.
+//!
+//! Adding a fixer: implement [`Fixer`] (usually in its own module, e.g.
+//! the Windows storage fixer over `guest::windows`) and add it to
+//! [`fixers`]. Actions address volumes by disk index and partition number
+//! (`guest::plan::VolumeRef`) and hives by their path on a volume, as the
+//! inspection reports them.
 
+use super::virtio_win::VirtioWinPlan;
 use domain::{OsFamily, VmModel};
 use guest::audit::Audit;
 use guest::fixgeo::{FixMode, GeometryPlan};
-use serde::Serialize;
-use vdisk::DiskWrite;
+use guest::geometry::Bus;
+use guest::inspect::VmInspection;
+use guest::plan::{Action, PlannedAction};
+use vdisk::Disk;
 
-/// What a fixer sees of one disk.
-pub struct FixContext<'a> {
-    /// The VM.
+/// What a fixer sees of the VM: everything, read-only.
+pub struct VmView<'a> {
+    /// The VM as its metadata describes it (boot disk already chosen).
     pub model: &'a VmModel,
-    /// Index of the disk in `model.disks`.
-    pub disk_index: usize,
-    /// Partition/geometry audit of the disk (None when it has no table).
-    pub audit: Option<&'a Audit>,
-    /// The geometry plan for this disk.
-    pub geometry: Option<&'a GeometryPlan>,
-}
-
-/// One planned change, or one change a real migration still needs that no
-/// fixer can make yet.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedFix {
-    /// Fixer name.
-    pub fixer: &'static str,
-    /// Disk index.
-    pub disk: usize,
-    /// What will be (or would have to be) done.
-    pub description: String,
-    /// False when hyper2kvm cannot do it yet: reported, not applied.
-    pub supported: bool,
+    /// The source disks, in the model's order (never written).
+    pub disks: &'a [&'a dyn Disk],
+    /// What is on the disks.
+    pub inspection: &'a VmInspection,
+    /// Geometry audit per disk (None: no table, or a UEFI guest).
+    pub audits: &'a [Option<Audit>],
+    /// Geometry plan per disk (None: nothing to audit or `--geometry off`).
+    pub geometry: &'a [Option<GeometryPlan>],
+    /// The driver media chosen for the guest, if any.
+    pub virtio_win: Option<&'a VirtioWinPlan>,
+    /// Bus of the bootstrap domain's disks.
+    pub bootstrap_bus: Bus,
+    /// Bus of the final domain's disks.
+    pub final_bus: Bus,
 }
 
 /// A guest fixer.
-pub trait GuestFixer {
-    /// Short name.
+pub trait Fixer {
+    /// Short name (`geometry`, `windows-storage`, …), recorded with each
+    /// action.
     fn name(&self) -> &'static str;
-    /// Plan changes for one disk.
-    fn plan(&self, cx: &FixContext) -> Vec<PlannedFix>;
-    /// Apply the supported planned changes; returns a line per change.
-    fn apply(&self, cx: &FixContext, out: &dyn DiskWrite) -> anyhow::Result<Vec<String>>;
+    /// The actions this fixer wants, each with its reason. Errors stop
+    /// the migration before anything is written.
+    fn plan(&self, vm: &VmView) -> anyhow::Result<Vec<PlannedAction>>;
 }
 
-/// Rewrites BPB/MBR geometry when the geometry plan says *rewrite* (a pin
-/// needs no disk change: it goes into the domain definitions).
+/// Rewrites BPB/MBR geometry on the output (`RewriteGeometry`) or pins a
+/// BIOS geometry in the domains (`PinGeometry`), per the geometry plan of
+/// each disk.
 pub struct GeometryFixer;
 
-impl GuestFixer for GeometryFixer {
+impl Fixer for GeometryFixer {
     fn name(&self) -> &'static str {
         "geometry"
     }
-    fn plan(&self, cx: &FixContext) -> Vec<PlannedFix> {
-        let Some(g) = cx.geometry else { return vec![] };
-        let description = match g.mode {
-            Some(FixMode::Rewrite) => format!(
-                "rewrite BPB and MBR CHS fields to the target geometry{}: {}",
-                g.rewrite_geometry
-                    .map(|c| format!(" {}/{}/{}", c.cylinders, c.heads, c.sectors))
-                    .unwrap_or_default(),
-                g.reasons.join("; ")
-            ),
-            Some(FixMode::Pin) => format!(
-                "pin the BIOS geometry in both domains ({}): {}",
-                g.qemu_device_props.clone().unwrap_or_default(),
-                g.reasons.join("; ")
-            ),
-            None => return vec![],
-        };
-        vec![PlannedFix {
-            fixer: self.name(),
-            disk: cx.disk_index,
-            description,
-            supported: true,
-        }]
-    }
-    fn apply(&self, cx: &FixContext, out: &dyn DiskWrite) -> anyhow::Result<Vec<String>> {
-        match (cx.geometry, cx.audit) {
-            (Some(g), Some(a)) if g.mode == Some(FixMode::Rewrite) => {
-                Ok(guest::fixgeo::apply(out, a, g)?
-                    .into_iter()
-                    .map(|c| format!("offset {:#x}: {}", c.offset, c.what))
-                    .collect())
+    fn plan(&self, vm: &VmView) -> anyhow::Result<Vec<PlannedAction>> {
+        let mut out = vec![];
+        for (disk, g) in vm.geometry.iter().enumerate() {
+            let Some(g) = g else { continue };
+            let why = |what: &str| {
+                format!(
+                    "{what} ({} finding(s){})",
+                    g.reasons.len(),
+                    if g.automatic {
+                        ", automatic choice"
+                    } else {
+                        ", as requested"
+                    }
+                )
+            };
+            match (g.mode, g.rewrite_geometry, g.pin) {
+                (Some(FixMode::Rewrite), Some(c), _) => out.push(PlannedAction::new(
+                    self.name(),
+                    why(&format!(
+                        "BPB/MBR geometry does not match what the BIOS presents on disk {disk}: rewrite to {} heads / {} sectors",
+                        c.heads, c.sectors
+                    )),
+                    Action::RewriteGeometry {
+                        disk,
+                        cylinders: c.cylinders,
+                        heads: c.heads,
+                        sectors: c.sectors,
+                    },
+                )),
+                (Some(FixMode::Pin), _, Some(p)) => out.push(PlannedAction::new(
+                    self.name(),
+                    why(&format!(
+                        "the boot code of disk {disk} expects {} heads / {} sectors: pin it in both domains",
+                        p.heads, p.sectors
+                    )),
+                    Action::PinGeometry {
+                        disk,
+                        cylinders: p.cylinders,
+                        heads: p.heads,
+                        sectors: p.sectors,
+                    },
+                )),
+                _ => {}
             }
-            _ => Ok(vec![]),
         }
+        Ok(out)
     }
 }
 
-/// Reports, per guest, what a real migration still needs that hyper2kvm
-/// does not do yet (Windows driver injection comes in a later release).
+/// What a real migration still needs that hyper2kvm does not do yet
+/// (Windows driver injection comes with the Windows fixers), as `Manual`
+/// actions on the boot disk's guest.
 pub struct PendingOsWork;
 
-impl GuestFixer for PendingOsWork {
+impl Fixer for PendingOsWork {
     fn name(&self) -> &'static str {
         "guest-os"
     }
-    fn plan(&self, cx: &FixContext) -> Vec<PlannedFix> {
-        let d = &cx.model.disks[cx.disk_index];
-        if !d.boot {
-            return vec![];
+    fn plan(&self, vm: &VmView) -> anyhow::Result<Vec<PlannedAction>> {
+        if vm.model.boot_disk().is_none() {
+            return Ok(vec![]);
         }
-        let os = &cx.model.guest_os;
+        let os = &vm.model.guest_os;
+        let windows = os.family == OsFamily::Windows || !vm.inspection.windows.is_empty();
         let mut v = vec![];
-        let mut need = |s: &str| {
-            v.push(PlannedFix {
-                fixer: "guest-os",
-                disk: cx.disk_index,
-                description: s.to_string(),
-                supported: false,
-            })
+        let mut need = |reason: &str, text: &str| {
+            v.push(PlannedAction::new(
+                "guest-os",
+                reason,
+                Action::Manual { text: text.into() },
+            ))
         };
-        match os.family {
-            OsFamily::Windows => {
-                need("Windows: VirtIO storage driver not installed: the final domain will fail with STOP 0x7B (INACCESSIBLE_BOOT_DEVICE); boot the bootstrap domain, install the drivers from the virtio-win CD, then switch to the final domain");
-                if os.is_legacy_windows() {
-                    need("Windows XP/2003: MergeIDE not applied: the bootstrap domain uses IDE on i440fx, which the inbox atapi/intelide drivers handle only if the source already used an Intel IDE controller");
-                }
-                need("Windows: VMware Tools / Hyper-V integration services not disabled; uninstall them after the first boot");
-                need("Windows: static IP settings are tied to the old NIC and will not move to the new one automatically");
+        if windows {
+            need(
+                "no VirtIO storage driver is installed offline yet",
+                "Windows: VirtIO storage driver not installed: the final domain will fail with STOP 0x7B (INACCESSIBLE_BOOT_DEVICE); boot the bootstrap domain, install the drivers from the virtio-win CD, then switch to the final domain",
+            );
+            if os.is_legacy_windows() {
+                need(
+                    "MergeIDE is not applied offline yet",
+                    "Windows XP/2003: MergeIDE not applied: the bootstrap domain uses IDE on i440fx, which the inbox atapi/intelide drivers handle only if the source already used an Intel IDE controller",
+                );
             }
-            OsFamily::Linux => {
-                need("Linux: initramfs not checked for virtio_blk/virtio_scsi; if the final domain drops to an (initramfs) shell, boot the bootstrap domain and rebuild the initramfs with the virtio modules");
-            }
-            _ => {}
+            need(
+                "guest tools of the old hypervisor are not removed offline yet",
+                "Windows: VMware Tools / Hyper-V integration services not disabled; uninstall them after the first boot",
+            );
+            need(
+                "network settings are not carried over yet",
+                "Windows: static IP settings are tied to the old NIC and will not move to the new one automatically",
+            );
+        } else if os.family == OsFamily::Linux {
+            need(
+                "the initramfs is not checked yet",
+                "Linux: initramfs not checked for virtio_blk/virtio_scsi; if the final domain drops to an (initramfs) shell, boot the bootstrap domain and rebuild the initramfs with the virtio modules",
+            );
         }
-        v
-    }
-    fn apply(&self, _cx: &FixContext, _out: &dyn DiskWrite) -> anyhow::Result<Vec<String>> {
-        Ok(vec![])
+        Ok(v)
     }
 }
 
 /// All fixers, in the order they run.
-pub fn fixers() -> Vec<Box<dyn GuestFixer>> {
+pub fn fixers() -> Vec<Box<dyn Fixer>> {
     vec![Box::new(GeometryFixer), Box::new(PendingOsWork)]
+}
+
+/// Run `fixers` over the VM; every action carries its fixer's name.
+pub fn plan_all(fixers: &[Box<dyn Fixer>], vm: &VmView) -> anyhow::Result<Vec<PlannedAction>> {
+    let mut out = vec![];
+    for f in fixers {
+        let mut acts = f.plan(vm)?;
+        for a in &mut acts {
+            if a.fixer.is_empty() {
+                a.fixer = f.name().into();
+            }
+        }
+        out.extend(acts);
+    }
+    Ok(out)
 }

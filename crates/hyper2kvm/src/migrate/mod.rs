@@ -1,6 +1,9 @@
-//! `migrate`: source VM in → inspect → plan → convert (with fixes applied
-//! through a copy-on-write overlay, never to the source) → bootstrap and
-//! final domains out → optional validation by booting → report.
+//! `migrate`: source VM in → inspect every disk together → plan typed
+//! actions (fixers) → write `plan.json` (a dry run stops here) → convert
+//! into a staging directory → apply the plan to the staged outputs in
+//! place (one executor, never the source) → bootstrap and final domains →
+//! move into place → optional validation by booting → report. Each stage
+//! is one function of [`run_inner`]'s body.
 //!
 //! Output directory contract (`DIR`):
 //! - `plan.json` — the plan ([`Plan`]), also printed;
@@ -24,15 +27,17 @@ use crate::diskconv::{convert_disk, OutFormat};
 use anyhow::{bail, Context, Result};
 use domain::writer::{BlockBus, DomainOptions, OutputDisk, OutputFormat, Phase, QemuOptions};
 use domain::VmModel;
-use fixers::{FixContext, PlannedFix};
+use fixers::{Fixer, VmView};
 use guest::audit::Audit;
 use guest::fixgeo::{FixMode, GeometryPlan};
 use guest::geometry::{Bus, DeviceGeometry};
-use serde::Serialize;
+use guest::inspect::VmInspection;
+use guest::plan::{Action, FileSource, PlannedAction};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use vdisk::overlay::Overlay;
+use std::sync::Arc;
 use vdisk::writer::Compression;
-use vdisk::Disk;
+use vdisk::{Disk, DiskWrite};
 
 /// Everything `migrate` takes.
 #[derive(Debug, Clone)]
@@ -75,6 +80,9 @@ pub struct Options {
     pub geometry_off: bool,
     /// Progress bars.
     pub progress: bool,
+    /// Print the plan (text) to stdout as soon as it is made, before
+    /// converting.
+    pub print_plan: bool,
 }
 
 /// One disk in the plan.
@@ -94,23 +102,34 @@ pub struct DiskPlan {
     pub virtual_size: u64,
     /// Boot disk.
     pub boot: bool,
+    /// Boot order in both domains (1 = boot disk).
+    pub boot_order: u32,
     /// Output file.
     pub output: PathBuf,
-    /// Geometry findings (one line each).
+    /// Geometry findings (one line each; BIOS guests only).
     pub geometry_findings: Vec<String>,
-    /// Geometry fix.
+    /// Geometry fix (BIOS guests only).
     pub geometry: Option<GeometryPlan>,
 }
 
 /// The plan (`plan.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
-    /// The source VM as read.
+    /// The source VM as read (boot disk as chosen).
     pub vm: VmModel,
     /// Disks.
     pub disks: Vec<DiskPlan>,
-    /// Fixes planned (supported) and still needed (unsupported).
-    pub fixes: Vec<PlannedFix>,
+    /// How the boot disk was chosen.
+    pub boot_choice: BootChoice,
+    /// Bus of the bootstrap domain's disks.
+    pub bootstrap_bus: Bus,
+    /// Bus of the final domain's disks.
+    pub final_bus: Bus,
+    /// What is on the disks.
+    pub inspection: VmInspection,
+    /// Exactly the actions the executor carries out, in order (`manual`
+    /// ones are reported, not applied).
+    pub actions: Vec<PlannedAction>,
     /// The virtio-win media: drivers found for this guest and the CD the
     /// bootstrap domain gets.
     pub virtio_win: Option<virtio_win::VirtioWinPlan>,
@@ -118,6 +137,19 @@ pub struct Plan {
     pub outputs: Vec<PathBuf>,
     /// Warnings.
     pub warnings: Vec<String>,
+}
+
+/// How the boot disk was chosen.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootChoice {
+    /// The boot disk.
+    pub disk: usize,
+    /// The disk the metadata named (or its first disk).
+    pub metadata: Option<usize>,
+    /// Why.
+    pub reason: String,
+    /// True when nothing on the disks confirms the choice.
+    pub guess: bool,
 }
 
 /// Result of one phase's validation.
@@ -138,18 +170,51 @@ pub struct PhaseResult {
 pub struct Report {
     /// Whether every step (and validation, if asked) succeeded.
     pub success: bool,
+    /// A dry run (only `plan.json` and this report were written).
+    pub dry_run: bool,
     /// The error that stopped the run.
     pub error: Option<String>,
     /// The plan, when one was made.
     pub plan: Option<Plan>,
     /// Conversion statistics per disk.
     pub conversions: Vec<vdisk::convert::ConvertStats>,
-    /// Changes applied to the outputs.
+    /// One line per planned action as carried out.
     pub applied: Vec<String>,
+    /// Checker results of what the executor touched.
+    pub checks: Vec<String>,
+    /// Files moved into the output directory.
+    pub written: Vec<PathBuf>,
     /// Validation results.
     pub validation: Vec<PhaseResult>,
     /// Wall time in seconds.
     pub seconds: f64,
+}
+
+/// A failed run: the error, and the report when one was written for this
+/// run (`DIR/report.json`).
+#[derive(Debug)]
+pub struct Failure {
+    /// What stopped the run.
+    pub error: anyhow::Error,
+    /// The report written to `DIR/report.json` by this run, if any.
+    pub report: Option<(PathBuf, Box<Report>)>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.report {
+            Some((p, _)) => write!(f, "migration failed (see {})", p.display()),
+            None => write!(f, "migration failed"),
+        }
+    }
+}
+
+impl Failure {
+    /// As an error whose chain ends in the cause.
+    pub fn into_error(self) -> anyhow::Error {
+        let msg = self.to_string();
+        self.error.context(msg)
+    }
 }
 
 fn phase_name(p: Phase) -> &'static str {
@@ -159,9 +224,11 @@ fn phase_name(p: Phase) -> &'static str {
     }
 }
 
-/// The bus the bootstrap domain puts the system disk on.
+/// The bus the bootstrap domain puts the disks on: decided by the domain
+/// writer ([`domain::writer::bootstrap_uses_ide`]), so the plan's geometry
+/// audit and the domains agree.
 pub fn bootstrap_bus(model: &VmModel) -> Bus {
-    if model.guest_os.is_legacy_windows() {
+    if domain::writer::bootstrap_uses_ide(model) {
         Bus::Ide
     } else {
         Bus::Sata
@@ -176,87 +243,375 @@ pub fn final_bus(block: BlockBus) -> Bus {
     }
 }
 
-struct Inspected {
-    disk: Box<dyn Disk>,
-    audit: Option<Audit>,
+/// Run a migration with the built-in fixers. Writes `report.json`
+/// whatever happens once the output directory is usable.
+pub fn run(o: &Options) -> Result<Report, Failure> {
+    run_with(o, &fixers::fixers())
 }
 
-fn inspect_disk(disk: Box<dyn Disk>) -> Inspected {
-    // A disk without a readable partition table (blank data disk, LVM PV
-    // on the whole disk) has nothing for the geometry audit to check.
-    let audit = guest::audit::audit(disk.as_ref(), &DeviceGeometry::default()).ok();
-    Inspected { disk, audit }
-}
-
-/// Run a migration. Writes `report.json` whatever happens.
-pub fn run(o: &Options) -> Result<Report> {
+/// [`run`] with the given fixers (tests plug their own in here).
+pub fn run_with(o: &Options, fixers: &[Box<dyn Fixer>]) -> Result<Report, Failure> {
     let t0 = std::time::Instant::now();
+    let no_report = |error| Failure {
+        error,
+        report: None,
+    };
     crate::cleanup::remove_stale_staging(&o.out);
-    let read_out =
-        || std::fs::read_dir(&o.out).with_context(|| format!("cannot read {}", o.out.display()));
-    if o.out.exists() && read_out()?.next().is_some() && !o.force {
-        bail!(
-            "{} exists and is not empty; pass --force to write into it",
-            o.out.display()
-        );
-    }
+    check_out_dir(o).map_err(no_report)?;
     std::fs::create_dir_all(&o.out)
-        .with_context(|| format!("cannot create {}", o.out.display()))?;
+        .with_context(|| format!("cannot create {}", o.out.display()))
+        .map_err(no_report)?;
     let staging = crate::cleanup::staging_path(&o.out, std::process::id());
     let _interrupt = crate::cleanup::register_dir(&staging);
     let mut report = Report {
         success: false,
+        dry_run: o.dry_run,
         error: None,
         plan: None,
         conversions: vec![],
         applied: vec![],
+        checks: vec![],
+        written: vec![],
         validation: vec![],
         seconds: 0.0,
     };
-    let res = run_inner(o, &staging, &mut report);
+    let res = run_inner(o, fixers, &staging, &mut report);
     let _ = std::fs::remove_dir_all(&staging);
     report.seconds = t0.elapsed().as_secs_f64();
     if let Err(e) = &res {
         report.success = false;
         report.error = Some(crate::errors::chain_text(e));
     }
-    let text = serde_json::to_string_pretty(&report)?;
-    let report_path = o.out.join("report.json");
-    let written = std::fs::write(&report_path, text)
-        .with_context(|| format!("cannot write {}", report_path.display()));
-    // The run's own error first: a folder we cannot write fails both.
-    res?;
-    written.map(|_| report)
+    let path = o.out.join("report.json");
+    let written = serde_json::to_string_pretty(&report)
+        .map_err(anyhow::Error::from)
+        .and_then(|t| {
+            std::fs::write(&path, t).with_context(|| format!("cannot write {}", path.display()))
+        });
+    match (res, written) {
+        (Ok(()), Ok(())) => Ok(report),
+        (Ok(()), Err(e)) => Err(no_report(e)),
+        (Err(e), Ok(())) => Err(Failure {
+            error: e,
+            report: Some((path, Box::new(report))),
+        }),
+        (Err(e), Err(w)) => Err(no_report(e.context(format!("{w:#}")))),
+    }
 }
 
-fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
+/// The report of a dry run, as far as deciding reuse goes.
+#[derive(Deserialize)]
+struct DryRunMark {
+    dry_run: bool,
+}
+
+/// `DIR` must be empty unless `--force`; a folder holding only what a dry
+/// run wrote (`plan.json`, `report.json` marked `dry_run`) counts as
+/// empty.
+fn check_out_dir(o: &Options) -> Result<()> {
+    if !o.out.exists() || o.force {
+        return Ok(());
+    }
+    let mut names = vec![];
+    for e in
+        std::fs::read_dir(&o.out).with_context(|| format!("cannot read {}", o.out.display()))?
+    {
+        names.push(e?.file_name().to_string_lossy().into_owned());
+    }
+    let dry_run_only = !names.is_empty()
+        && names.iter().all(|n| n == "plan.json" || n == "report.json")
+        && std::fs::read(o.out.join("report.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<DryRunMark>(&b).ok())
+            .is_some_and(|m| m.dry_run);
+    if names.is_empty() || dry_run_only {
+        return Ok(());
+    }
+    bail!(
+        "{} exists and is not empty; pass --force to write into it",
+        o.out.display()
+    )
+}
+
+/// The source VM, its disks opened read-only.
+struct Loaded {
+    model: VmModel,
+    disks: Vec<Box<dyn Disk>>,
+}
+
+/// What inspection found, besides the [`VmInspection`].
+struct Inspected {
+    inspection: VmInspection,
+    audits: Vec<Option<Audit>>,
+    boot: BootChoice,
+    warnings: Vec<String>,
+}
+
+/// The stages, in order. A dry run stops after the plan; any error leaves
+/// the staging directory to be removed by [`run_with`].
+fn run_inner(
+    o: &Options,
+    fixers: &[Box<dyn Fixer>],
+    staging: &Path,
+    report: &mut Report,
+) -> Result<()> {
+    let mut vm = load_source(o, staging)?;
+    let ins = inspect(&mut vm);
+    let (plan, vw_iso) = make_plan(o, fixers, &vm, ins)?;
+    if o.dry_run {
+        write_plan(o, &plan, &o.out, report)?;
+        report.success = true;
+        return Ok(());
+    }
+    // A real run stages the plan too: on failure `report.json` (which
+    // holds the plan) is the only file left.
+    std::fs::create_dir_all(staging)?;
+    write_plan(o, &plan, staging, report)?;
+    let mut staged = convert(o, staging, &vm, &plan, report)?;
+    drop(vm);
+    apply(&plan, &staged, report)?;
+    write_driver_cd(staging, &plan, vw_iso.as_ref(), &mut staged)?;
+    write_domains(o, staging, &plan, &mut staged, report)?;
+    staged.push((staging.join("plan.json"), o.out.join("plan.json")));
+    move_into_place(&staged, report)?;
+    report.success = true;
+    if o.validate {
+        validate(o, &plan.vm.safe_name(), report)?;
+    }
+    Ok(())
+}
+
+fn load_source(o: &Options, staging: &Path) -> Result<Loaded> {
     let src = source::load(&o.sources, &o.overrides, o.allow_outside)?;
-    let model = src.model.clone();
+    let scratch = staging.join("scratch");
+    let mut disks = vec![];
+    for d in &src.model.disks {
+        disks.push(source::open_disk(&src, d, &scratch, o.allow_outside)?);
+    }
+    Ok(Loaded {
+        model: src.model,
+        disks,
+    })
+}
+
+/// Inspect every disk together, choose the boot disk from what is on
+/// them, and audit the geometry of BIOS guests.
+fn inspect(vm: &mut Loaded) -> Inspected {
+    let refs: Vec<&dyn Disk> = vm.disks.iter().map(|d| d.as_ref()).collect();
+    let inspection = guest::inspect::inspect_vm(&refs);
+    let mut warnings = inspection.warnings.clone();
+    warnings.extend(os_disagreements(&vm.model, &inspection));
+    let boot = choose_boot_disk(&vm.model, &inspection);
+    if boot.guess && vm.model.disks.len() > 1 {
+        warnings.push(format!("boot disk: {} (a guess)", boot.reason));
+    } else if Some(boot.disk) != boot.metadata {
+        warnings.push(format!("boot disk: {}", boot.reason));
+    }
+    if !vm.model.disks.is_empty() {
+        vm.model.set_boot_disk(boot.disk);
+    }
+    let uefi = vm.model.firmware.kind == domain::FirmwareKind::Uefi;
+    let audits = vm
+        .disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if uefi || inspection.disks[i].table == "none" {
+                return None;
+            }
+            match guest::audit::audit(d.as_ref(), &DeviceGeometry::default()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    warnings.push(format!("disk {i}: geometry audit failed: {e}"));
+                    None
+                }
+            }
+        })
+        .collect();
+    Inspected {
+        inspection,
+        audits,
+        boot,
+        warnings,
+    }
+}
+
+/// The OS the metadata declares is a hint: what is on the disks wins,
+/// and a disagreement is a warning.
+fn os_disagreements(model: &VmModel, ins: &VmInspection) -> Vec<String> {
+    let declared = &model.guest_os;
+    let mut out = vec![];
+    for w in &ins.windows {
+        if declared.family != domain::OsFamily::Windows {
+            out.push(format!(
+                "the VM metadata declares guest OS {} but disk {} holds {} ({}): the disks win",
+                declared.id(),
+                w.system.disk,
+                w.product_name,
+                w.os_id
+            ));
+        }
+    }
+    if !ins.linux.is_empty() && declared.family == domain::OsFamily::Windows {
+        out.push(format!(
+            "the VM metadata declares guest OS {} but the disks hold a Linux install",
+            declared.id()
+        ));
+    }
+    out
+}
+
+/// Evidence that a disk is the one the firmware should boot, strongest
+/// first: the installed OS's boot volume, its system volume, an ESP
+/// (UEFI) or an active partition with MBR boot code (BIOS), boot code.
+fn boot_evidence(ins: &VmInspection, disk: usize, uefi: bool) -> (u32, String) {
+    let d = &ins.disks[disk];
+    for w in &ins.windows {
+        if w.boot_volume.as_ref().unwrap_or(&w.system).disk == disk {
+            return (4, format!("it holds the boot volume of {}", w.product_name));
+        }
+    }
+    for w in &ins.windows {
+        if w.system.disk == disk {
+            return (
+                3,
+                format!("it holds the system volume of {}", w.product_name),
+            );
+        }
+    }
+    if let Some(l) = ins.linux.iter().find(|l| {
+        l.boot
+            .as_ref()
+            .or(l.root.as_ref())
+            .is_some_and(|v| v.disk == disk)
+    }) {
+        return (
+            3,
+            format!(
+                "it holds {}",
+                l.pretty_name
+                    .clone()
+                    .unwrap_or_else(|| "a Linux install".into())
+            ),
+        );
+    }
+    let esp = d
+        .volumes
+        .iter()
+        .any(|v| v.boot_flag && v.fs == "fat" && d.table == "gpt");
+    let active = d.volumes.iter().any(|v| v.boot_flag && d.table == "mbr");
+    if uefi && esp {
+        return (2, "it has an EFI system partition".into());
+    }
+    if !uefi && d.boot_code && active {
+        return (2, "it has MBR boot code and an active partition".into());
+    }
+    if d.boot_code || esp {
+        return (1, "it has boot code".into());
+    }
+    (
+        0,
+        "it shows no boot code, boot partition or installed OS".into(),
+    )
+}
+
+/// Keep the metadata's boot disk when the disks confirm it (or nothing
+/// contradicts it); otherwise take the disk with the strongest evidence.
+fn choose_boot_disk(model: &VmModel, ins: &VmInspection) -> BootChoice {
+    let meta = model.boot_disk();
+    let n = model.disks.len().min(ins.disks.len());
+    let uefi = model.firmware.kind == domain::FirmwareKind::Uefi;
+    let ev: Vec<(u32, String)> = (0..n).map(|i| boot_evidence(ins, i, uefi)).collect();
+    let best = (0..n).max_by_key(|&i| (ev[i].0, std::cmp::Reverse(i)));
+    let cur = meta.unwrap_or(0);
+    match best {
+        None => BootChoice {
+            disk: 0,
+            metadata: meta,
+            reason: "the VM has no disks".into(),
+            guess: true,
+        },
+        Some(b) if ev[b].0 == 0 => BootChoice {
+            disk: cur,
+            metadata: meta,
+            reason: format!(
+                "no disk shows boot code, a boot partition or an installed OS; disk {cur} kept as the metadata orders it"
+            ),
+            guess: true,
+        },
+        Some(_) if cur < n && ev[cur].0 > 0 => BootChoice {
+            disk: cur,
+            metadata: meta,
+            reason: format!("disk {cur} as the metadata says; {}", ev[cur].1),
+            guess: false,
+        },
+        Some(b) => BootChoice {
+            disk: b,
+            metadata: meta,
+            reason: format!(
+                "disk {b} chosen because {}; disk {cur}, first in the metadata, {}",
+                ev[b].1,
+                ev.get(cur).map(|e| e.1.as_str()).unwrap_or("does not exist")
+            ),
+            guess: ev[b].0 < 2 || (0..n).filter(|&i| ev[i].0 == ev[b].0).count() > 1,
+        },
+    }
+}
+
+/// Geometry plans, driver media, the fixers' actions, the outputs.
+fn make_plan(
+    o: &Options,
+    fixers: &[Box<dyn Fixer>],
+    vm: &Loaded,
+    ins: Inspected,
+) -> Result<(Plan, Option<virtio_win::IsoContents>)> {
+    let model = &vm.model;
     let name = model.safe_name();
     let ext = o.format.as_str();
-    let boot_bus = bootstrap_bus(&model);
+    let boot_bus = bootstrap_bus(model);
     let fin_bus = final_bus(o.block);
-
-    // Inspect.
-    let scratch = staging.join("scratch");
-    let mut inspected = vec![];
-    for d in &model.disks {
-        let disk = source::open_disk(&src, d, &scratch, o.allow_outside)?;
-        inspected.push(inspect_disk(disk));
-    }
-
-    // Plan.
-    let mut disks = vec![];
     let mut warnings = model.warnings.clone();
-    for (i, (d, ins)) in model.disks.iter().zip(&inspected).enumerate() {
-        let chain = vdisk::disk::chain(ins.disk.as_ref());
-        let geometry = match &ins.audit {
+    warnings.extend(ins.warnings.iter().cloned());
+    let mut geometry = vec![];
+    for (i, a) in ins.audits.iter().enumerate() {
+        geometry.push(match a {
             Some(a) if !o.geometry_off && a.table.partitions().iter().next().is_some() => Some(
-                guest::fixgeo::plan(ins.disk.as_ref(), a, o.geometry, &[boot_bus, fin_bus])
+                guest::fixgeo::plan(vm.disks[i].as_ref(), a, o.geometry, &[boot_bus, fin_bus])
                     .with_context(|| format!("geometry plan of disk {i}"))?,
             ),
             _ => None,
-        };
+        });
+    }
+    let (vw, vw_iso) = match &o.virtio_win {
+        Some(m) => {
+            let (p, iso) = virtio_win::plan(m, model, o.block, &o.out, &mut warnings);
+            (Some(p), iso)
+        }
+        None => {
+            if model.guest_os.is_windows() || !ins.inspection.windows.is_empty() {
+                warnings.push(
+                    "no --virtio-win ISO given: the bootstrap domain has no driver CD".into(),
+                );
+            }
+            (None, None)
+        }
+    };
+    let refs: Vec<&dyn Disk> = vm.disks.iter().map(|d| d.as_ref()).collect();
+    let view = VmView {
+        model,
+        disks: &refs,
+        inspection: &ins.inspection,
+        audits: &ins.audits,
+        geometry: &geometry,
+        virtio_win: vw.as_ref(),
+        bootstrap_bus: boot_bus,
+        final_bus: fin_bus,
+    };
+    let actions = fixers::plan_all(fixers, &view)?;
+    let boot = model.boot_disk().unwrap_or(0);
+    let mut disks = vec![];
+    for (i, (d, disk)) in model.disks.iter().zip(&vm.disks).enumerate() {
+        let chain = vdisk::disk::chain(disk.as_ref());
         for l in &chain {
             warnings.extend(l.warnings.iter().map(|w| format!("disk {i}: {w}")));
         }
@@ -266,46 +621,64 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
             format: chain[0].format.clone(),
             subformat: chain[0].subformat.clone(),
             chain: chain.iter().map(|l| l.path.display().to_string()).collect(),
-            virtual_size: ins.disk.size(),
+            virtual_size: disk.size(),
             boot: d.boot,
+            // The writers attach the boot disk first, then the others in
+            // model order.
+            boot_order: if i == boot {
+                1
+            } else {
+                i as u32 + if i < boot { 2 } else { 1 }
+            },
             output: o.out.join(format!("{name}-disk{i}.{ext}")),
-            geometry_findings: ins
-                .audit
+            geometry_findings: ins.audits[i]
                 .as_ref()
                 .map(|a| a.findings.iter().map(|f| f.message.clone()).collect())
                 .unwrap_or_default(),
-            geometry,
+            geometry: geometry[i].clone(),
         });
     }
-    let mut fixes = vec![];
-    let all = fixers::fixers();
-    for (i, ins) in inspected.iter().enumerate() {
-        let cx = FixContext {
-            model: &model,
-            disk_index: i,
-            audit: ins.audit.as_ref(),
-            geometry: disks[i].geometry.as_ref(),
-        };
-        for f in &all {
-            fixes.extend(f.plan(&cx));
+    let outputs = planned_outputs(o, model, &disks, vw.as_ref());
+    let mut plan = Plan {
+        vm: model.clone(),
+        disks,
+        boot_choice: ins.boot,
+        bootstrap_bus: boot_bus,
+        final_bus: fin_bus,
+        inspection: ins.inspection,
+        actions,
+        virtio_win: vw,
+        outputs,
+        warnings,
+    };
+    // Everything the domain writers could refuse is refused now, before
+    // any disk is converted; what they would drop is a warning.
+    let nvram = (model.firmware.kind == domain::FirmwareKind::Uefi)
+        .then(|| o.out.join(format!("{name}_VARS.fd")));
+    let iso = plan.virtio_win.as_ref().and_then(|p| p.attach.clone());
+    for w in source::check_domains(
+        model,
+        &output_disks(o, &plan),
+        o.block,
+        iso.as_deref(),
+        nvram.as_deref(),
+    )? {
+        if !plan.warnings.contains(&w) {
+            plan.warnings.push(w);
         }
     }
-    let (vw, vw_iso) = match &o.virtio_win {
-        Some(m) => {
-            let (p, iso) = virtio_win::plan(m, &model, o.block, &o.out, &mut warnings);
-            (Some(p), iso)
-        }
-        None => {
-            if model.guest_os.is_windows() {
-                warnings.push(
-                    "no --virtio-win ISO given: the bootstrap domain has no driver CD".into(),
-                );
-            }
-            (None, None)
-        }
-    };
+    Ok((plan, vw_iso))
+}
+
+fn planned_outputs(
+    o: &Options,
+    model: &VmModel,
+    disks: &[DiskPlan],
+    vw: Option<&virtio_win::VirtioWinPlan>,
+) -> Vec<PathBuf> {
+    let name = model.safe_name();
     let mut outputs: Vec<PathBuf> = disks.iter().map(|d| d.output.clone()).collect();
-    if let Some(p) = vw.as_ref().filter(|p| p.built) {
+    if let Some(p) = vw.filter(|p| p.built) {
         outputs.extend(p.attach.clone());
     }
     for p in ["bootstrap", "final"] {
@@ -313,69 +686,198 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
             outputs.push(o.out.join(format!("{name}-{p}.{e}")));
         }
     }
-    let uefi = model.firmware.kind == domain::FirmwareKind::Uefi;
-    if uefi {
+    if model.firmware.kind == domain::FirmwareKind::Uefi {
         outputs.push(o.out.join(format!("{name}_VARS.fd")));
     }
-    let plan = Plan {
-        vm: model.clone(),
-        disks,
-        fixes,
-        virtio_win: vw,
-        outputs,
-        warnings,
-    };
-    std::fs::write(
-        o.out.join("plan.json"),
-        serde_json::to_string_pretty(&plan)?,
-    )?;
-    report.plan = Some(plan.clone());
-    if o.dry_run {
-        report.success = true;
-        return Ok(());
+    if !o.success_markers.is_empty() {
+        outputs.push(o.out.join("validate.json"));
     }
+    outputs
+}
 
-    // Convert, with fixes applied through an overlay.
-    std::fs::create_dir_all(staging)?;
-    let mut staged: Vec<(PathBuf, PathBuf)> = vec![];
-    for (i, ins) in inspected.into_iter().enumerate() {
+fn write_plan(o: &Options, plan: &Plan, dir: &Path, report: &mut Report) -> Result<()> {
+    let path = dir.join("plan.json");
+    std::fs::write(&path, serde_json::to_string_pretty(plan)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    report.plan = Some(plan.clone());
+    if o.print_plan {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (`| head`) must not stop the migration.
+        let _ = out.write_all(summary::plan_text(plan, o).as_bytes());
+        let _ = out.flush();
+    }
+    Ok(())
+}
+
+/// Convert every disk into the staging directory.
+fn convert(
+    o: &Options,
+    staging: &Path,
+    vm: &Loaded,
+    plan: &Plan,
+    report: &mut Report,
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut staged = vec![];
+    for (i, disk) in vm.disks.iter().enumerate() {
         let dp = &plan.disks[i];
-        let overlay = Overlay::new(ins.disk, 256 << 20);
-        let cx = FixContext {
-            model: &model,
-            disk_index: i,
-            audit: ins.audit.as_ref(),
-            geometry: dp.geometry.as_ref(),
-        };
-        for f in &all {
-            for line in f.apply(&cx, &overlay)? {
-                report
-                    .applied
-                    .push(format!("disk {i}: {}: {line}", f.name()));
-            }
-        }
-        let tmp = staging.join(dp.output.file_name().unwrap());
+        let tmp = staging.join(
+            dp.output
+                .file_name()
+                .context("output without a file name")?,
+        );
         let stats = convert_disk(
-            &overlay, &tmp, o.format, o.compress, o.threads, false, o.progress,
+            disk.as_ref(),
+            &tmp,
+            o.format,
+            o.compress,
+            o.threads,
+            false,
+            o.progress,
         )
         .with_context(|| format!("converting disk {i} ({})", dp.source))?;
         report.conversions.push(stats);
         staged.push((tmp, dp.output.clone()));
     }
+    Ok(staged)
+}
 
-    // The driver CD built from a virtio-win directory.
+/// Whether an action changes a disk (the others are only reported).
+fn writes_disk(a: &Action) -> bool {
+    !matches!(
+        a,
+        Action::Manual { .. } | Action::PinGeometry { .. } | Action::FirstBoot { .. }
+    )
+}
+
+/// Carry out the plan on the staged output disks, in place: a qcow2 is
+/// opened with the in-place writer (compressed clusters it rewrites are
+/// stored uncompressed), a raw file directly. Memory stays bounded: no
+/// overlay holds the changes.
+fn apply(plan: &Plan, staged: &[(PathBuf, PathBuf)], report: &mut Report) -> Result<()> {
+    let mut disks: Vec<Arc<dyn DiskWrite>> = vec![];
+    let needed: Vec<bool> = (0..plan.disks.len())
+        .map(|i| {
+            plan.actions.iter().any(|a| {
+                writes_disk(&a.action)
+                    && match &a.action {
+                        Action::RewriteGeometry { disk, .. } => *disk == i,
+                        other => other.volume().is_some_and(|v| v.disk == i),
+                    }
+            })
+        })
+        .collect();
+    for (i, (tmp, _)) in staged.iter().take(plan.disks.len()).enumerate() {
+        let d: Arc<dyn DiskWrite> = if !needed[i] {
+            Arc::new(ReadOnlyGuard(i))
+        } else if plan.disks[i]
+            .output
+            .extension()
+            .is_some_and(|e| e == "qcow2")
+        {
+            Arc::new(
+                vdisk::qcow2::open_rw(tmp)
+                    .with_context(|| format!("cannot open {} for writing", tmp.display()))?,
+            )
+        } else {
+            Arc::new(
+                vdisk::raw::RawDiskMut::open(tmp)
+                    .with_context(|| format!("cannot open {} for writing", tmp.display()))?,
+            )
+        };
+        disks.push(d);
+    }
+    let r = guest::apply::execute(&plan.actions, &disks, &open_file_source)
+        .context("applying the plan to the converted disks")?;
+    for d in &disks {
+        d.flush().context("flushing an output disk")?;
+    }
+    report.applied = r.lines;
+    report.checks = r.checks;
+    Ok(())
+}
+
+/// Stands for a disk no action writes to (never opened for writing).
+#[derive(Debug)]
+struct ReadOnlyGuard(usize);
+
+impl Disk for ReadOnlyGuard {
+    fn size(&self) -> u64 {
+        0
+    }
+    fn read_at(&self, _: &mut [u8], offset: u64) -> vdisk::Result<()> {
+        vdisk::disk::check_range(0, offset, 1)
+    }
+    fn layer(&self) -> vdisk::LayerInfo {
+        vdisk::LayerInfo {
+            path: PathBuf::from(format!(
+                "disk {} (not opened: the plan does not write it)",
+                self.0
+            )),
+            format: "none".into(),
+            subformat: None,
+            virtual_size: 0,
+            file_size: 0,
+            extra_files: vec![],
+            warnings: vec![],
+            geometry: Default::default(),
+        }
+    }
+}
+
+impl DiskWrite for ReadOnlyGuard {
+    fn write_at(&self, _: &[u8], offset: u64) -> vdisk::Result<()> {
+        vdisk::disk::check_range(0, offset, 1)
+    }
+    fn flush(&self) -> vdisk::Result<()> {
+        Ok(())
+    }
+}
+
+/// Opens host files and files inside an ISO (the virtio-win media).
+fn open_file_source(src: &FileSource) -> std::io::Result<Box<dyn std::io::Read>> {
+    match src {
+        FileSource::Iso { iso, path } => {
+            let other =
+                |e: iso9660::Error| std::io::Error::other(format!("{}: {e}", iso.display()));
+            let img = iso9660::Iso::open(iso).map_err(other)?;
+            let e = img.find(path).map_err(other)?.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{}: no {path} inside", iso.display()),
+                )
+            })?;
+            let mut tmp = tempfile::tempfile()?;
+            img.copy_to(&e, &mut tmp).map_err(other)?;
+            std::io::Seek::rewind(&mut tmp)?;
+            Ok(Box::new(tmp))
+        }
+        other => guest::apply::host_files(other),
+    }
+}
+
+/// The driver CD built from a virtio-win directory.
+fn write_driver_cd(
+    staging: &Path,
+    plan: &Plan,
+    iso: Option<&virtio_win::IsoContents>,
+    staged: &mut Vec<(PathBuf, PathBuf)>,
+) -> Result<()> {
     if let (Some(iso), Some(path)) = (
-        &vw_iso,
+        iso,
         plan.virtio_win.as_ref().and_then(|p| p.attach.as_ref()),
     ) {
-        let tmp = staging.join(path.file_name().unwrap());
+        let tmp = staging.join(path.file_name().context("driver CD without a file name")?);
         iso.write(&tmp)?;
         staged.push((tmp, path.clone()));
     }
+    Ok(())
+}
 
-    // Domains.
-    let out_disks: Vec<OutputDisk> = plan
-        .disks
+/// The output disks as the domain writers see them (pins from the
+/// plan's `PinGeometry` actions).
+fn output_disks(o: &Options, plan: &Plan) -> Vec<OutputDisk> {
+    plan.disks
         .iter()
         .map(|d| OutputDisk {
             path: d.output.clone(),
@@ -383,17 +885,39 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
                 OutFormat::Qcow2 => OutputFormat::Qcow2,
                 OutFormat::Raw => OutputFormat::Raw,
             },
-            bios_geometry: d
-                .geometry
-                .as_ref()
-                .filter(|g| g.mode == Some(FixMode::Pin))
-                .and_then(|g| g.pin.map(|p| p.chs())),
+            bios_geometry: plan.actions.iter().find_map(|a| match a.action {
+                Action::PinGeometry {
+                    disk,
+                    cylinders,
+                    heads,
+                    sectors,
+                } if disk == d.index => Some(vdisk::Chs {
+                    cylinders,
+                    heads,
+                    sectors,
+                }),
+                _ => None,
+            }),
         })
-        .collect();
-    let nvram = if uefi {
+        .collect()
+}
+
+fn write_domains(
+    o: &Options,
+    staging: &Path,
+    plan: &Plan,
+    staged: &mut Vec<(PathBuf, PathBuf)>,
+    report: &mut Report,
+) -> Result<()> {
+    let model = &plan.vm;
+    let name = model.safe_name();
+    let out_disks = output_disks(o, plan);
+    let nvram = if model.firmware.kind == domain::FirmwareKind::Uefi {
         let ovmf = domain::writer::OvmfPaths::default();
-        let p = domain::writer::prepare_nvram(&model, staging, &ovmf)?;
-        let fin = o.out.join(p.file_name().unwrap());
+        let p = domain::writer::prepare_nvram(model, staging, &ovmf)?;
+        let fin = o
+            .out
+            .join(p.file_name().context("NVRAM without a file name")?);
         staged.push((p, fin.clone()));
         Some(fin)
     } else {
@@ -407,9 +931,9 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
         if phase == Phase::Bootstrap {
             dopts.virtio_win_iso = plan.virtio_win.as_ref().and_then(|p| p.attach.clone());
         }
-        let (xml, w1) = domain::writer::libvirt_xml(&model, &dopts)?;
-        let q = QemuOptions::new(&o.out, &model);
-        let cmd = domain::writer::qemu_command(&model, &dopts, &q)?;
+        let (xml, w1) = domain::writer::libvirt_xml(model, &dopts)?;
+        let q = QemuOptions::new(&o.out, model);
+        let cmd = domain::writer::qemu_command(model, &dopts, &q)?;
         for (ext, body) in [
             ("xml", xml),
             ("sh", cmd.script.clone()),
@@ -424,7 +948,7 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
             }
-            staged.push((tmp.clone(), o.out.join(tmp.file_name().unwrap())));
+            staged.push((tmp.clone(), o.out.join(format!("{name}-{pn}.{ext}"))));
         }
         for w in w1.into_iter().chain(cmd.warnings) {
             if let Some(p) = report.plan.as_mut() {
@@ -434,27 +958,30 @@ fn run_inner(o: &Options, staging: &Path, report: &mut Report) -> Result<()> {
             }
         }
     }
-
     if !o.success_markers.is_empty() {
         let tmp = staging.join("validate.json");
         let cfg = serde_json::json!({ "success_markers": o.success_markers });
         std::fs::write(&tmp, serde_json::to_string_pretty(&cfg)?)?;
         staged.push((tmp, o.out.join("validate.json")));
     }
+    Ok(())
+}
 
-    // Everything succeeded: move into place.
-    for (from, to) in &staged {
+/// Everything succeeded: move the staged files into `DIR`.
+fn move_into_place(staged: &[(PathBuf, PathBuf)], report: &mut Report) -> Result<()> {
+    for (from, to) in staged {
         std::fs::rename(from, to)
             .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+        report.written.push(to.clone());
     }
-    report.success = true;
+    Ok(())
+}
 
-    if o.validate {
-        for phase in [Phase::Bootstrap, Phase::Final] {
-            let r = validate_phase(o, &name, phase_name(phase))?;
-            report.success &= r.ok;
-            report.validation.push(r);
-        }
+fn validate(o: &Options, name: &str, report: &mut Report) -> Result<()> {
+    for phase in [Phase::Bootstrap, Phase::Final] {
+        let r = validate_phase(o, name, phase_name(phase))?;
+        report.success &= r.ok;
+        report.validation.push(r);
     }
     Ok(())
 }
