@@ -201,8 +201,8 @@ impl<'a> Undo<'a> {
     }
 }
 
-/// Remove the retired vendors' filters from every class and device
-/// `UpperFilters`/`LowerFilters` list, then disable their services, then
+/// Remove the retired vendors' filters from every class, device and
+/// CriticalDeviceDatabase `UpperFilters`/`LowerFilters` list, then disable their services, then
 /// drop their network providers: in every control set in use. The order
 /// matters: a listed filter whose service is disabled kills its device
 /// stack.
@@ -212,6 +212,12 @@ pub fn retire_tools(install: &WindowsInstall, sys: &Hive, undo: &mut Undo, out: 
         let class = format!(r"{cs}\Control\Class");
         for c in subkeys(sys, &class) {
             filters(&format!(r"{class}\{c}"), undo, out);
+        }
+        // A CriticalDeviceDatabase entry hands its filters to a device
+        // instance created from it (a re-enumerated mouse).
+        let cdd = format!(r"{cs}\Control\CriticalDeviceDatabase");
+        for c in subkeys(sys, &cdd) {
+            filters(&format!(r"{cdd}\{c}"), undo, out);
         }
         for (path, _) in enum_instances(sys, cs) {
             filters(&format!(r"{cs}\Enum\{path}"), undo, out);
