@@ -624,3 +624,50 @@ fn win10_vmware_guest_filters_services_providers() {
         .script
         .contains(r#"/add-driver "%SystemRoot%\Drivers\VirtIO\viostor\viostor.inf" /install"#));
 }
+
+#[test]
+fn win7_in_oobe_gets_the_service_in_both_control_sets() {
+    let d = tempfile::tempdir().unwrap();
+    let p = unxz("SYSTEM-win7.xz", d.path());
+    {
+        let mut h = Hive::from_file(&p).unwrap();
+        h.set_value("Setup", "OOBEInProgress", &Value::Dword(1))
+            .unwrap();
+        h.write_to(&p).unwrap();
+    }
+    let soft_path = software(d.path());
+    let sys = Hive::from_file(&p).unwrap();
+    let soft = Hive::from_file(&soft_path).unwrap();
+    let inst = inspect(&sys, &soft, "win7", 6, 1, 7601);
+    let plan = plan_firstboot(&inst, &sys, &soft, &opts()).unwrap();
+    assert_eq!(plan.launch, Launch::Service);
+    let after = d.path().join("SYSTEM.after");
+    apply(&p, &inst.system_hive, &plan.actions, &after);
+    assert_eq!(hivexget(&after, "Setup", "SetupType").as_deref(), Some("0"));
+    assert_eq!(hivexget(&after, "Setup", "CmdLine").as_deref(), Some(""));
+    for cs in ["ControlSet001", "ControlSet002"] {
+        let k = format!(r"{cs}\Services\hyper2kvm-firstboot");
+        assert_eq!(hivexget(&after, &k, "Type").as_deref(), Some("16"));
+        assert_eq!(hivexget(&after, &k, "Start").as_deref(), Some("2"));
+        assert_eq!(hivexget(&after, &k, "ErrorControl").as_deref(), Some("0"));
+        assert_eq!(
+            hivexget(&after, &k, "ObjectName").as_deref(),
+            Some("LocalSystem")
+        );
+        assert_eq!(
+            hivexget(&after, &k, "ImagePath").as_deref(),
+            Some(
+                r#"%SystemRoot%\System32\cmd.exe /c start "" cmd.exe /c "%SystemRoot%\hyper2kvm\firstboot.cmd""#
+            )
+        );
+        assert!(plan
+            .script
+            .contains(&format!(r#"call :regdel "HKLM\SYSTEM\{k}""#)));
+    }
+    assert!(plan.script.contains("sc delete hyper2kvm-firstboot"));
+    assert!(!plan.script.contains(r#"reg add "HKLM\SYSTEM\Setup""#));
+    // a second plan keeps the service (the Setup key being free or not)
+    let sys2 = Hive::from_file(&after).unwrap();
+    let plan2 = plan_firstboot(&inst, &sys2, &soft, &opts()).unwrap();
+    assert_eq!(plan2.launch, Launch::Service);
+}

@@ -269,8 +269,18 @@ pub fn plan_firstboot(
     let mut out = Out::default();
     let mut undo = Undo::new(&sys, &soft);
     offline::retire_tools(install, system, &mut undo, &mut out);
+    if install
+        .control_sets
+        .in_use
+        .iter()
+        .any(|cs| storage::has_key(system, &format!(r"{cs}\Services\vsock")))
+    {
+        out.warn(
+            "VMware vsock is disabled but its Winsock catalog entries stay until the VMware Tools uninstaller removes them (editing the catalog offline is not done)".into(),
+        );
+    }
     let (launch, disarm) = plan_launch(install, system, &mut undo, &mut out);
-    relax_policies(install, system, software, &mut undo, &mut out);
+    relax_policies(install, &mut undo, &mut out);
     let mut warnings = Vec::new();
     let net = plan_network(install, &soft, opts, &mut undo, &mut out, &mut warnings);
     let steps = build_steps(
@@ -436,13 +446,7 @@ fn out_reg<'h>(install: &WindowsInstall, system: &'h Hive) -> Reg<'h> {
 }
 
 /// SAN policy, device-installation restrictions, new-hardware wizard.
-fn relax_policies(
-    install: &WindowsInstall,
-    system: &Hive,
-    software: &Hive,
-    undo: &mut Undo,
-    out: &mut Out,
-) {
+fn relax_policies(install: &WindowsInstall, undo: &mut Undo, out: &mut Out) {
     let server = install
         .installation_type
         .as_deref()
@@ -466,7 +470,6 @@ fn relax_policies(
             );
         }
     }
-    let _ = system;
     for name in DENY {
         let orig = undo.original(Root::Software, RESTRICTIONS_KEY, name);
         let on = orig
@@ -483,7 +486,6 @@ fn relax_policies(
             );
         }
     }
-    let _ = software;
     match (install.major, install.minor) {
         (5, 1) => undo.relax(
             out,
