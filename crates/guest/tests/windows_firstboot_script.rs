@@ -235,7 +235,7 @@ fn runner_text_for_every_version() {
         assert!(!lower.contains("timeout "), "{os}: timeout");
         assert!(!lower.contains("sysnative"), "{os}: Sysnative");
         assert!(
-            lower.contains("ping -n 11 127.0.0.1 >nul"),
+            lower.contains("ping -n 21 127.0.0.1 >nul"),
             "{os}: ping wait"
         );
         // the attempt counter: read, compared, incremented, persisted

@@ -18,7 +18,7 @@ pub const PREFIX: &str = "hyper2kvm-firstboot:";
 /// Boots the runner starts at most before it gives up and removes itself.
 pub const MAX_RUNS: u32 = 8;
 /// Seconds between two attempts of a step (`ping -n` count - 1).
-pub const RETRY_WAIT: u32 = 10;
+pub const RETRY_WAIT: u32 = 20;
 
 /// What the generator needs besides the steps.
 #[derive(Debug, Clone, Default)]
