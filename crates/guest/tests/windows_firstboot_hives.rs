@@ -307,6 +307,51 @@ fn run(dir: &Path, sys_path: &Path, os: &str, ver: (u32, u32, u32)) -> Case {
     }
 }
 
+/// The undo list: every value that changed outside hyper2kvm's own keys
+/// has its original recorded (or is listed as absent before).
+fn check_undo_list(c: &Case) {
+    // The undo list: every value that changed outside hyper2kvm's own
+    // keys has its original recorded (or is listed as absent before).
+    let backup = c.after_soft.get(r"hyper2kvm\backup").expect("undo list");
+    let absent: Vec<String> = backup.get("absent").map(|t| strings(t)).unwrap_or_default();
+    let mut checked = 0;
+    for (root, before, after) in [
+        ("SYSTEM", &c.before_sys, &c.after_sys),
+        ("SOFTWARE", &c.before_soft, &c.after_soft),
+    ] {
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        for k in keys {
+            if k.starts_with("hyper2kvm") || k.contains("\\services\\hyper2kvm-firstboot") {
+                continue;
+            }
+            let (b, a) = (before.get(k), after.get(k));
+            let names: std::collections::BTreeSet<&String> =
+                b.into_iter().chain(a).flat_map(|m| m.keys()).collect();
+            for n in names {
+                let bv = b.and_then(|m| m.get(n));
+                let av = a.and_then(|m| m.get(n));
+                if bv == av {
+                    continue;
+                }
+                let entry = format!("{root}\\{k}|{n}").to_lowercase();
+                match bv {
+                    Some(orig) => assert_eq!(
+                        backup.get(&entry),
+                        Some(orig),
+                        "undo list lacks the original of {entry}"
+                    ),
+                    None => assert!(
+                        absent.iter().any(|x| x.to_lowercase() == entry),
+                        "undo list does not say {entry} was absent"
+                    ),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 5, "{checked}");
+}
+
 /// Common checks on a case.
 fn check(c: &Case) {
     let cs_all = &c.inst.control_sets.in_use;
@@ -354,46 +399,7 @@ fn check(c: &Case) {
             }
         }
     }
-    // The undo list: every value that changed outside hyper2kvm's own
-    // keys has its original recorded (or is listed as absent before).
-    let backup = c.after_soft.get(r"hyper2kvm\backup").expect("undo list");
-    let absent: Vec<String> = backup.get("absent").map(|t| strings(t)).unwrap_or_default();
-    let mut checked = 0;
-    for (root, before, after) in [
-        ("SYSTEM", &c.before_sys, &c.after_sys),
-        ("SOFTWARE", &c.before_soft, &c.after_soft),
-    ] {
-        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-        for k in keys {
-            if k.starts_with("hyper2kvm") || k.contains("\\services\\hyper2kvm-firstboot") {
-                continue;
-            }
-            let (b, a) = (before.get(k), after.get(k));
-            let names: std::collections::BTreeSet<&String> =
-                b.into_iter().chain(a).flat_map(|m| m.keys()).collect();
-            for n in names {
-                let bv = b.and_then(|m| m.get(n));
-                let av = a.and_then(|m| m.get(n));
-                if bv == av {
-                    continue;
-                }
-                let entry = format!("{root}\\{k}|{n}").to_lowercase();
-                match bv {
-                    Some(orig) => assert_eq!(
-                        backup.get(&entry),
-                        Some(orig),
-                        "undo list lacks the original of {entry}"
-                    ),
-                    None => assert!(
-                        absent.iter().any(|x| x.to_lowercase() == entry),
-                        "undo list does not say {entry} was absent"
-                    ),
-                }
-                checked += 1;
-            }
-        }
-    }
-    assert!(checked > 5, "{checked}");
+    check_undo_list(c);
     // Restrictions relaxed, restored by the final phase.
     let r = r"Policies\Microsoft\Windows\DeviceInstall\Restrictions";
     assert_eq!(

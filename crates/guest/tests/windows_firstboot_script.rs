@@ -13,7 +13,7 @@ use guest::windows::firstboot::steps::{
     decide, record, simulate_boot, Decision, Phase, PnpUtil, Status, Step, StepState,
 };
 use guest::windows::firstboot::{
-    plan_firstboot, uninstall_command, FirstBootOptions, Launch, StagedDriver,
+    plan_firstboot, uninstall_command, FirstBootOptions, FirstBootPlan, Launch, StagedDriver,
 };
 use guest::windows::storage::{FinalBus, StoragePlan};
 use regf::{Hive, Value};
@@ -218,6 +218,232 @@ fn check_structure(script: &str, os: &str) {
     }
 }
 
+/// One version's plan, for the checks below.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    plan: &'a FirstBootPlan,
+    s: &'a str,
+    lower: &'a str,
+    os: &'a str,
+    major: u32,
+    minor: u32,
+    server: bool,
+}
+
+fn check_com1_lines(c: &Ctx) {
+    let Ctx { s, os, .. } = *c;
+    // COM1: set up first, then one line per step and the done lines
+    let mode = s.find("mode COM1:").expect("mode COM1");
+    let first_say = s.find("call :say").unwrap();
+    assert!(mode < first_say, "{os}: mode COM1 before the first line");
+    assert!(s.contains(">COM1 2>nul echo hyper2kvm-firstboot: %*"));
+    assert!(s.contains("call :say %H2K_PH% %H2K_ID% ok"));
+    assert!(
+        s.contains("call :say %H2K_PH% %H2K_ID% failed attempt %H2K_N%/%H2K_MAX% exit %H2K_RC%")
+    );
+    assert!(
+        s.contains("call :say %H2K_PH% %H2K_ID% failed gave-up %H2K_KIND% after %H2K_N% attempts")
+    );
+    assert!(s.contains("(call :say final done)"));
+    assert!(s.contains("(call :say bootstrap done)"));
+    // the reboot happens only when a step asked for it, with shutdown
+    assert!(s.contains("if not \"%H2K_REBOOT%\"==\"1\" goto :selfdelete\r\ncall :say final reboot\r\nshutdown /r /t 5"));
+    assert_eq!(s.matches("shutdown ").count(), 1, "{os}");
+}
+
+fn check_pnputil_lines(c: &Ctx) {
+    let Ctx {
+        plan,
+        s,
+        lower,
+        os,
+        major,
+        minor,
+        ..
+    } = *c;
+    // pnputil syntax per version
+    let net_inf = r#""%SystemRoot%\Drivers\VirtIO\NetKVM\netkvm.inf""#;
+    let legacy = format!("{PNPUTIL} -i -a {net_inf}");
+    let modern = format!("{PNPUTIL} /add-driver {net_inf} /install");
+    match (major, minor) {
+        (5, _) => {
+            assert!(!lower.contains("pnputil"), "{os}: XP/2003 have no pnputil");
+            assert!(
+                plan.warnings.iter().any(|w| w.contains("DevicePath")),
+                "{os}"
+            );
+        }
+        (6, _) => {
+            assert!(s.contains(&legacy), "{os}: {legacy}");
+            assert!(!s.contains("/add-driver"), "{os}");
+            assert_eq!(s.matches("pnputil.exe\" -i -a").count(), 3, "{os}");
+        }
+        _ => {
+            assert!(s.contains(&modern), "{os}: {modern}");
+            assert!(!s.contains(" -i -a "), "{os}");
+            assert!(
+                s.contains(r#"call :run install-netkvm 0 3 s_install_netkvm "0 259" "3010 1641""#),
+                "{os}"
+            );
+        }
+    }
+}
+
+fn check_phases(c: &Ctx) {
+    let Ctx { s, os, major, .. } = *c;
+    // the storage package is required, the others optional
+    if major >= 6 {
+        assert!(
+            s.contains("call :run install-viostor 1 3 s_install_viostor"),
+            "{os}"
+        );
+    }
+    // phases: bootstrap steps before final ones; the final phase only
+    // on virtio
+    let pb = s.find(":phase_bootstrap").unwrap();
+    let pf = s.find(":phase_final").unwrap();
+    assert!(pb < pf);
+    assert!(
+        s[pf..].find("call :run check-storage 1 3").is_some(),
+        "{os}"
+    );
+    assert!(s.contains("sc query viostor | find \"RUNNING\" >nul"));
+}
+
+fn check_uninstaller(c: &Ctx) {
+    let Ctx { s, .. } = *c;
+    // uninstaller: MSI, quiet, no restart, logged, bounded to 2 tries
+    assert!(s.contains(r#""%SystemRoot%\System32\msiexec.exe" /x {0AAB7D0C-9F1B-4A2B-8C1D-123456789ABC} /qn /norestart /l*v "%SystemRoot%\hyper2kvm\uninstall-vmware-0.log""#));
+    assert!(
+        s.contains(r#"call :run uninstall-vmware-0 0 2 s_uninstall_vmware_0 "0 1605" "3010 1641""#)
+    );
+}
+
+fn check_network_steps(c: &Ctx) {
+    let Ctx {
+        s,
+        os,
+        major,
+        minor,
+        ..
+    } = *c;
+    // network: by MAC, then by order; DHCP adapter untouched
+    assert!(s.contains("call :nicbymac 00-50-56-01-02-03"));
+    assert!(s.contains("call :nicbyorder 2"));
+    assert!(!s.contains("DHCP LAN"));
+    assert!(s.contains(
+        r#"netsh interface ip set address "%H2K_IF%" static 192.0.2.10 255.255.255.0 192.0.2.1 1"#
+    ));
+    assert!(s.contains(r#"netsh interface ip add address "%H2K_IF%" 192.0.2.11 255.255.255.0"#));
+    assert!(
+        s.contains(r#"netsh interface ip set address "%H2K_IF%" static 10.0.0.5 255.0.0.0 none"#)
+    );
+    let v = if (major, minor) >= (6, 1) {
+        " validate=no"
+    } else {
+        ""
+    };
+    assert!(
+        s.contains(&format!(
+            r#"netsh interface ip set dns "%H2K_IF%" static 192.0.2.53 primary{v}"#
+        )),
+        "{os}"
+    );
+    assert!(
+        s.contains(&format!(
+            r#"netsh interface ip add dns "%H2K_IF%" 198.51.100.53 index=2{v}"#
+        )),
+        "{os}"
+    );
+    assert!(s.contains(r#"call :rename "Local Area Connection""#));
+}
+
+fn check_temporaries(c: &Ctx) {
+    let Ctx { s, major, .. } = *c;
+    // temporaries removed only after the storage package installed
+    if major >= 6 {
+        let t = s.find(":s_remove_temporary").unwrap();
+        let body = &s[t..t + s[t..].find("\r\nexit /b %ERRORLEVEL%\r\n").unwrap()];
+        assert!(body.contains(r#"call :getsz "%H2K_KEY%\Steps\install-viostor" State H2K_X"#));
+        assert!(body.contains(r#"call :regdel "HKLM\SYSTEM\DriverDatabase\DriverPackages\viostor.inf_amd64_0011223344556677""#));
+        assert!(body.contains(r#"call :regdelv "HKLM\SYSTEM\DriverDatabase\DeviceIds\PCI\VEN_1AF4&DEV_1001" "viostor.inf""#));
+    } else {
+        assert!(!s.contains(":s_remove_temporary"));
+    }
+}
+
+fn check_launch_and_cleanup(c: &Ctx) {
+    let Ctx { plan, s, .. } = *c;
+    // launch: Setup keys, reset when done; the runner deletes itself
+    assert_eq!(plan.launch, Launch::SetupCmdLine);
+    assert!(s.contains(r#"reg add "HKLM\SYSTEM\Setup" /v SetupType /t REG_DWORD /d 0 /f"#));
+    assert!(s.contains(r#"reg add "HKLM\SYSTEM\Setup" /v CmdLine /t REG_SZ /d "" /f"#));
+    assert!(s.contains(r#"(goto) 2>nul & del "%~f0""#));
+}
+
+fn check_relaxed_and_restored(c: &Ctx) {
+    let Ctx {
+        s,
+        os,
+        major,
+        minor,
+        server,
+        ..
+    } = *c;
+    // relaxed for the first boot, restored by the final phase
+    let restore = s.find(":s_restore_policies");
+    match (major, minor) {
+        (5, 1) => assert!(s[restore.unwrap()..].contains(
+            r#"call :regdelv "HKLM\SOFTWARE\Policies\Microsoft\Windows\DeviceInstall\Settings" "SuppressNewHWUI""#
+        )),
+        (5, 2) => assert!(s[restore.unwrap()..].contains(
+            r#"call :regdelv "HKLM\SYSTEM\ControlSet002\Services\PlugPlay\Parameters" "SuppressUI""#
+        )),
+        // servers: SanPolicy absent means OfflineShared
+        _ if server => assert!(s[restore.unwrap()..].contains(
+            r#"call :regdelv "HKLM\SYSTEM\ControlSet001\Services\partmgr\Parameters" "SanPolicy""#
+        )),
+        _ => assert!(restore.is_none(), "{os}: nothing relaxed on a client"),
+    }
+}
+
+fn check_runner_file(c: &Ctx) {
+    let Ctx { plan, s, .. } = *c;
+    // the PutFile carries exactly the script, hashed
+    let put = plan
+        .actions
+        .iter()
+        .find_map(|a| match &a.action {
+            Action::PutFile {
+                path,
+                source: FileSource::Inline { bytes },
+                size,
+                sha256,
+                ..
+            } => Some((path.clone(), bytes.clone(), *size, sha256.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(put.0, "Windows/hyper2kvm/firstboot.cmd");
+    assert_eq!(put.1, s.as_bytes());
+    assert_eq!(put.2, s.len() as u64);
+    assert_eq!(put.3, testkit::sha256_hex(s.as_bytes()));
+    // the steps are in the plan as data too
+    let fb: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match &a.action {
+            Action::FirstBoot { step } => Some(step.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fb,
+        plan.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>()
+    );
+    assert!(plan.actions.iter().all(|a| a.fixer == "windows-firstboot"));
+}
+
 #[test]
 fn runner_text_for_every_version() {
     let sys = system_hive();
@@ -250,163 +476,24 @@ fn runner_text_for_every_version() {
         ] {
             assert!(s.contains(needle), "{os}: missing {needle:?}");
         }
-        // COM1: set up first, then one line per step and the done lines
-        let mode = s.find("mode COM1:").expect("mode COM1");
-        let first_say = s.find("call :say").unwrap();
-        assert!(mode < first_say, "{os}: mode COM1 before the first line");
-        assert!(s.contains(">COM1 2>nul echo hyper2kvm-firstboot: %*"));
-        assert!(s.contains("call :say %H2K_PH% %H2K_ID% ok"));
-        assert!(s.contains(
-            "call :say %H2K_PH% %H2K_ID% failed attempt %H2K_N%/%H2K_MAX% exit %H2K_RC%"
-        ));
-        assert!(s.contains(
-            "call :say %H2K_PH% %H2K_ID% failed gave-up %H2K_KIND% after %H2K_N% attempts"
-        ));
-        assert!(s.contains("(call :say final done)"));
-        assert!(s.contains("(call :say bootstrap done)"));
-        // the reboot happens only when a step asked for it, with shutdown
-        assert!(s.contains("if not \"%H2K_REBOOT%\"==\"1\" goto :selfdelete\r\ncall :say final reboot\r\nshutdown /r /t 5"));
-        assert_eq!(s.matches("shutdown ").count(), 1, "{os}");
-        // pnputil syntax per version
-        let net_inf = r#""%SystemRoot%\Drivers\VirtIO\NetKVM\netkvm.inf""#;
-        let legacy = format!("{PNPUTIL} -i -a {net_inf}");
-        let modern = format!("{PNPUTIL} /add-driver {net_inf} /install");
-        match (major, minor) {
-            (5, _) => {
-                assert!(!lower.contains("pnputil"), "{os}: XP/2003 have no pnputil");
-                assert!(
-                    plan.warnings.iter().any(|w| w.contains("DevicePath")),
-                    "{os}"
-                );
-            }
-            (6, _) => {
-                assert!(s.contains(&legacy), "{os}: {legacy}");
-                assert!(!s.contains("/add-driver"), "{os}");
-                assert_eq!(s.matches("pnputil.exe\" -i -a").count(), 3, "{os}");
-            }
-            _ => {
-                assert!(s.contains(&modern), "{os}: {modern}");
-                assert!(!s.contains(" -i -a "), "{os}");
-                assert!(
-                    s.contains(
-                        r#"call :run install-netkvm 0 3 s_install_netkvm "0 259" "3010 1641""#
-                    ),
-                    "{os}"
-                );
-            }
-        }
-        // the storage package is required, the others optional
-        if major >= 6 {
-            assert!(
-                s.contains("call :run install-viostor 1 3 s_install_viostor"),
-                "{os}"
-            );
-        }
-        // phases: bootstrap steps before final ones; the final phase only
-        // on virtio
-        let pb = s.find(":phase_bootstrap").unwrap();
-        let pf = s.find(":phase_final").unwrap();
-        assert!(pb < pf);
-        assert!(
-            s[pf..].find("call :run check-storage 1 3").is_some(),
-            "{os}"
-        );
-        assert!(s.contains("sc query viostor | find \"RUNNING\" >nul"));
-        // uninstaller: MSI, quiet, no restart, logged, bounded to 2 tries
-        assert!(s.contains(r#""%SystemRoot%\System32\msiexec.exe" /x {0AAB7D0C-9F1B-4A2B-8C1D-123456789ABC} /qn /norestart /l*v "%SystemRoot%\hyper2kvm\uninstall-vmware-0.log""#));
-        assert!(s.contains(
-            r#"call :run uninstall-vmware-0 0 2 s_uninstall_vmware_0 "0 1605" "3010 1641""#
-        ));
-        // network: by MAC, then by order; DHCP adapter untouched
-        assert!(s.contains("call :nicbymac 00-50-56-01-02-03"));
-        assert!(s.contains("call :nicbyorder 2"));
-        assert!(!s.contains("DHCP LAN"));
-        assert!(s.contains(r#"netsh interface ip set address "%H2K_IF%" static 192.0.2.10 255.255.255.0 192.0.2.1 1"#));
-        assert!(s.contains(r#"netsh interface ip add address "%H2K_IF%" 192.0.2.11 255.255.255.0"#));
-        assert!(s.contains(
-            r#"netsh interface ip set address "%H2K_IF%" static 10.0.0.5 255.0.0.0 none"#
-        ));
-        let v = if (major, minor) >= (6, 1) {
-            " validate=no"
-        } else {
-            ""
+        let c = Ctx {
+            plan: &plan,
+            s,
+            lower: &lower,
+            os,
+            major,
+            minor,
+            server,
         };
-        assert!(
-            s.contains(&format!(
-                r#"netsh interface ip set dns "%H2K_IF%" static 192.0.2.53 primary{v}"#
-            )),
-            "{os}"
-        );
-        assert!(
-            s.contains(&format!(
-                r#"netsh interface ip add dns "%H2K_IF%" 198.51.100.53 index=2{v}"#
-            )),
-            "{os}"
-        );
-        assert!(s.contains(r#"call :rename "Local Area Connection""#));
-        // temporaries removed only after the storage package installed
-        if major >= 6 {
-            let t = s.find(":s_remove_temporary").unwrap();
-            let body = &s[t..t + s[t..].find("\r\nexit /b %ERRORLEVEL%\r\n").unwrap()];
-            assert!(body.contains(r#"call :getsz "%H2K_KEY%\Steps\install-viostor" State H2K_X"#));
-            assert!(body.contains(r#"call :regdel "HKLM\SYSTEM\DriverDatabase\DriverPackages\viostor.inf_amd64_0011223344556677""#));
-            assert!(body.contains(r#"call :regdelv "HKLM\SYSTEM\DriverDatabase\DeviceIds\PCI\VEN_1AF4&DEV_1001" "viostor.inf""#));
-        } else {
-            assert!(!s.contains(":s_remove_temporary"));
-        }
-        // launch: Setup keys, reset when done; the runner deletes itself
-        assert_eq!(plan.launch, Launch::SetupCmdLine);
-        assert!(s.contains(r#"reg add "HKLM\SYSTEM\Setup" /v SetupType /t REG_DWORD /d 0 /f"#));
-        assert!(s.contains(r#"reg add "HKLM\SYSTEM\Setup" /v CmdLine /t REG_SZ /d "" /f"#));
-        assert!(s.contains(r#"(goto) 2>nul & del "%~f0""#));
-        // relaxed for the first boot, restored by the final phase
-        let restore = s.find(":s_restore_policies");
-        match (major, minor) {
-            (5, 1) => assert!(s[restore.unwrap()..].contains(
-                r#"call :regdelv "HKLM\SOFTWARE\Policies\Microsoft\Windows\DeviceInstall\Settings" "SuppressNewHWUI""#
-            )),
-            (5, 2) => assert!(s[restore.unwrap()..].contains(
-                r#"call :regdelv "HKLM\SYSTEM\ControlSet002\Services\PlugPlay\Parameters" "SuppressUI""#
-            )),
-            // servers: SanPolicy absent means OfflineShared
-            _ if server => assert!(s[restore.unwrap()..].contains(
-                r#"call :regdelv "HKLM\SYSTEM\ControlSet001\Services\partmgr\Parameters" "SanPolicy""#
-            )),
-            _ => assert!(restore.is_none(), "{os}: nothing relaxed on a client"),
-        }
-        // the PutFile carries exactly the script, hashed
-        let put = plan
-            .actions
-            .iter()
-            .find_map(|a| match &a.action {
-                Action::PutFile {
-                    path,
-                    source: FileSource::Inline { bytes },
-                    size,
-                    sha256,
-                    ..
-                } => Some((path.clone(), bytes.clone(), *size, sha256.clone())),
-                _ => None,
-            })
-            .unwrap();
-        assert_eq!(put.0, "Windows/hyper2kvm/firstboot.cmd");
-        assert_eq!(put.1, s.as_bytes());
-        assert_eq!(put.2, s.len() as u64);
-        assert_eq!(put.3, testkit::sha256_hex(s.as_bytes()));
-        // the steps are in the plan as data too
-        let fb: Vec<&str> = plan
-            .actions
-            .iter()
-            .filter_map(|a| match &a.action {
-                Action::FirstBoot { step } => Some(step.id.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            fb,
-            plan.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>()
-        );
-        assert!(plan.actions.iter().all(|a| a.fixer == "windows-firstboot"));
+        check_com1_lines(&c);
+        check_pnputil_lines(&c);
+        check_phases(&c);
+        check_uninstaller(&c);
+        check_network_steps(&c);
+        check_temporaries(&c);
+        check_launch_and_cleanup(&c);
+        check_relaxed_and_restored(&c);
+        check_runner_file(&c);
         // deterministic
         let again = plan_firstboot(&inst, &sys, &soft, &opts()).unwrap();
         assert_eq!(again.script, plan.script);
