@@ -53,6 +53,15 @@ const CASES: &[(&str, Source, &str, MarkerKind)] = &[
     ("Begin: Loading essential drivers ... done.", Source::Serial, "initramfs", MarkerKind::Progress),
     ("[\x1b[0;32m  OK  \x1b[0m] Reached target \x1b[0;1;39mgetty.target\x1b[0m - Login Prompts.", Source::Serial, "userspace", MarkerKind::Progress),
     ("Welcome to \x1b[1mDebian GNU/Linux 12 (bookworm)\x1b[0m!", Source::Serial, "userspace", MarkerKind::Progress),
+    // Windows first-boot runner lines as cmd writes them to COM1 (CRLF);
+    // more transcripts in firstboot_markers.rs
+    ("hyper2kvm-firstboot: final done\r\n", Source::Serial, "windows_firstboot_done", MarkerKind::Success),
+    ("hyper2kvm-firstboot: final remove-temporary failed gave-up required after 3 attempts\r\n", Source::Serial, "firstboot_required_failed", MarkerKind::Failure),
+    ("hyper2kvm-firstboot: bootstrap install-balloon failed gave-up optional after 3 attempts\r\n", Source::Serial, "firstboot_step_failed", MarkerKind::Hint),
+    ("hyper2kvm-firstboot: bootstrap install-balloon failed attempt 1/3 exit -536870389\r\n", Source::Serial, "firstboot_attempt_failed", MarkerKind::Hint),
+    ("hyper2kvm-firstboot: runner start run 1\r\n", Source::Serial, "firstboot", MarkerKind::Progress),
+    ("hyper2kvm-firstboot: bootstrap install-netkvm ok\r\n", Source::Serial, "firstboot_step", MarkerKind::Progress),
+    ("hyper2kvm-firstboot: bootstrap done\r\n", Source::Serial, "firstboot_bootstrap_done", MarkerKind::Progress),
 ];
 
 fn hits_of(text: &str, source: Source) -> Vec<Hit> {

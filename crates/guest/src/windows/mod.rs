@@ -11,6 +11,7 @@ pub mod boot;
 pub mod bootdrivers;
 pub mod controlset;
 mod describe;
+pub mod firstboot;
 pub mod hives;
 pub mod letters;
 pub mod nics;

@@ -125,6 +125,21 @@ fn progress_suffix(obs: &Observations) -> String {
     }
 }
 
+/// Marker ids that are findings even in a successful boot: a step of the
+/// Windows first-boot runner that gave up (the boot went on without it).
+pub const FINDINGS: &[&str] = &["firstboot_step_failed"];
+
+/// The lines of the findings seen ([`FINDINGS`]), each once, in order.
+pub fn findings(obs: &Observations) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in &obs.hits {
+        if FINDINGS.contains(&h.id.as_str()) && !out.contains(&h.line) {
+            out.push(h.line.clone());
+        }
+    }
+    out
+}
+
 /// Decide the outcome. Precedence: the first decisive marker if it is a
 /// success; otherwise a Hyper-V panic (its bugcheck is the most precise
 /// thing we can have); otherwise the highest-ranked failure marker; then
@@ -135,7 +150,11 @@ pub fn classify(obs: &Observations) -> (BootOutcome, String) {
         .iter()
         .find(|h| matches!(h.kind, MarkerKind::Success | MarkerKind::Failure));
     if let Some(h) = first_decisive.filter(|h| h.kind == MarkerKind::Success) {
-        let reason = format!("success: {} ({:?})", h.reason, h.line);
+        let mut reason = format!("success: {} ({:?})", h.reason, h.line);
+        let findings = findings(obs);
+        if !findings.is_empty() {
+            reason.push_str(&format!(" [findings: {}]", findings.join("; ")));
+        }
         return (
             BootOutcome::Success {
                 marker: h.id.clone(),

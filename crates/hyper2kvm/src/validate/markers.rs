@@ -78,6 +78,15 @@ use MarkerKind::{Failure, Hint, Progress, Success};
 pub const MARKERS: &[Marker] = &[
     // --- success ----------------------------------------------------------
     m("login_prompt", Success, &["login:"], 0, "Linux login prompt on the serial console"),
+    m("windows_firstboot_done", Success, &["hyper2kvm-firstboot: final done"], 0,
+      "Windows first-boot runner finished its final phase (drivers, network, cleanup) on virtio"),
+    // --- Windows first-boot runner (one COM1 line per step) -------------------
+    m("firstboot_required_failed", Failure, &["hyper2kvm-firstboot: ", " failed gave-up required"], 65,
+      "a required first-boot step gave up after its attempts (see the step named in the line and %SystemRoot%\\hyper2kvm\\firstboot.log)"),
+    m("firstboot_step_failed", Hint, &["hyper2kvm-firstboot: ", " failed gave-up optional"], 35,
+      "an optional first-boot step gave up after its attempts (the boot goes on)"),
+    m("firstboot_attempt_failed", Hint, &["hyper2kvm-firstboot: ", " failed attempt "], 20,
+      "a first-boot step attempt failed; the runner retries it"),
     // --- firmware / boot sector ----------------------------------------------
     m("no_bootable_device", Failure, &["No bootable device"], 50,
       "firmware found no bootable device (empty or unreadable boot disk, wrong boot order or controller)"),
@@ -142,6 +151,10 @@ pub const MARKERS: &[Marker] = &[
     m("initramfs", Progress, &["Begin: Loading essential drivers"], 0, "initramfs started"),
     m("userspace", Progress, &["Reached target"], 0, "systemd reaching targets"),
     m("userspace", Progress, &["Welcome to "], 0, "systemd started"),
+    m("firstboot", Progress, &["hyper2kvm-firstboot: runner start"], 0, "Windows started the first-boot runner"),
+    m("firstboot_step", Progress, &["hyper2kvm-firstboot: ", " ok"], 0, "a first-boot step succeeded"),
+    m("firstboot_bootstrap_done", Progress, &["hyper2kvm-firstboot: bootstrap done"], 0,
+      "the first-boot runner finished its bootstrap phase"),
 ];
 
 /// A marker given at run time (from `validate.json` or the caller).

@@ -1,0 +1,679 @@
+//! The first-boot plan applied to the real SYSTEM hives (win7: x86, two
+//! control sets, VMMouse on the PS/2 mouse, two static NICs; win10-1709:
+//! a VMware guest with vmci/vsock/vmhgfs, VMMouse/VMUsbMouse filters and
+//! vmhgfs in the provider order) and a SOFTWARE hive with device-install
+//! restrictions, a VMware Tools uninstall entry and the storage fix's
+//! temporary list. The install is described by the real inspection
+//! functions; the plan's registry actions are applied with
+//! `apply_registry`, the hives written, and hivex (`hivexregedit
+//! --export`, `hivexget`) reads them back: launch, filters and services in
+//! every control set, provider order, staged network table, SanPolicy and
+//! restrictions, the undo list (every changed value's original), and a
+//! second plan on the result changes nothing.
+
+use guest::apply::apply_registry;
+use guest::drivers::Arch;
+use guest::inspect::{Firmware, WindowsInstall};
+use guest::plan::{Action, HiveRef, PlannedAction, VolumeRef};
+use guest::windows::firstboot::{
+    plan_firstboot, FirstBootOptions, FirstBootPlan, Launch, StagedDriver, CMDLINE,
+};
+use guest::windows::{blockers, controlset, nics, tools};
+use regf::{Hive, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use testkit::{need, testdata};
+
+fn vol() -> VolumeRef {
+    VolumeRef {
+        disk: 0,
+        partition: Some(2),
+    }
+}
+
+fn unxz(name: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(name.trim_end_matches(".xz"));
+    let bytes = testkit::run_bytes(
+        Command::new("xz")
+            .arg("-dc")
+            .arg(testdata(&format!("hives/{name}"))),
+    );
+    std::fs::write(&out, bytes).unwrap();
+    // The win10 hive is dirty without its logs: take the primary as it is
+    // and write it clean, as the executor does after replaying logs.
+    let (mut h, _) = regf::open_file_with_logs(&out, regf::ReplayPolicy::IgnoreLogs).unwrap();
+    h.write_to(&out).unwrap();
+    out
+}
+
+const VMTOOLS_GUID: &str = "{4D6C0B8B-63C0-4A3B-9E1C-6E8B4C3F2A10}";
+const TEMP_KEY: &str = r"SYSTEM\DriverDatabase\DriverPackages\viostor.inf_amd64_0011223344556677";
+
+/// A SOFTWARE hive: version, restrictions, VMware Tools, temporaries.
+fn software(dir: &Path) -> PathBuf {
+    let mut h = Hive::new_empty("SOFTWARE").unwrap();
+    let r = r"Policies\Microsoft\Windows\DeviceInstall\Restrictions";
+    h.create_key(r).unwrap();
+    h.set_value(r, "DenyDeviceIDs", &Value::Dword(1)).unwrap();
+    h.set_value(r, "DenyRemovableDevices", &Value::Dword(0))
+        .unwrap();
+    let u = format!(r"Microsoft\Windows\CurrentVersion\Uninstall\{VMTOOLS_GUID}");
+    h.create_key(&u).unwrap();
+    h.set_value(&u, "DisplayName", &Value::String("VMware Tools".into()))
+        .unwrap();
+    h.set_value(
+        &u,
+        "UninstallString",
+        &Value::ExpandString(format!("MsiExec.exe /X{VMTOOLS_GUID}")),
+    )
+    .unwrap();
+    h.create_key(r"hyper2kvm\Temporary").unwrap();
+    h.set_value(
+        r"hyper2kvm\Temporary",
+        "Keys",
+        &Value::MultiString(vec![TEMP_KEY.into()]),
+    )
+    .unwrap();
+    let p = dir.join("SOFTWARE");
+    h.write_to(&p).unwrap();
+    p
+}
+
+/// The install as inspection describes it from the hives.
+fn inspect(
+    sys: &Hive,
+    soft: &Hive,
+    os: &str,
+    major: u32,
+    minor: u32,
+    build: u32,
+) -> WindowsInstall {
+    let cs = controlset::read(sys).unwrap();
+    let ccs = cs.in_use[0].clone();
+    let hive = |p: &str| HiveRef {
+        volume: vol(),
+        path: p.into(),
+    };
+    WindowsInstall {
+        system: vol(),
+        systemroot: "Windows".into(),
+        boot_volume: None,
+        bcd: vec![],
+        firmware: Firmware::Bios,
+        system_hive: hive("Windows/System32/config/SYSTEM"),
+        software_hive: hive("Windows/System32/config/SOFTWARE"),
+        product_name: os.into(),
+        os_id: os.into(),
+        major,
+        minor,
+        build,
+        installation_type: Some("Client".into()),
+        edition_id: None,
+        arch: controlset::env_arch(sys, &ccs).unwrap_or(Arch::Amd64),
+        hostname: controlset::hostname(sys, &ccs),
+        nics: nics::read(sys, &ccs),
+        foreign_tools: tools::read(sys, Some(soft), &ccs),
+        blockers: vec![],
+        facts: blockers::facts(sys, &ccs),
+        control_sets: cs,
+        storage_drivers: vec![],
+        boot_storage: vec![],
+        virtio_ready: false,
+    }
+}
+
+fn opts() -> FirstBootOptions {
+    FirstBootOptions {
+        drivers: vec![
+            StagedDriver {
+                name: "viostor".into(),
+                inf: "viostor.inf".into(),
+                required: true,
+            },
+            StagedDriver {
+                name: "NetKVM".into(),
+                inf: "netkvm.inf".into(),
+                required: false,
+            },
+        ],
+        storage_service: Some("viostor".into()),
+        ..Default::default()
+    }
+}
+
+/// Apply the plan's actions on `hive_ref` to `path`, write to `out`;
+/// returns the number of changes.
+fn apply(path: &Path, hive_ref: &HiveRef, plan: &[PlannedAction], out: &Path) -> usize {
+    let mut h = Hive::from_file(path).unwrap();
+    let mut n = 0;
+    for a in plan {
+        if a.action.hive() == Some(hive_ref) && apply_registry(&mut h, &a.action).unwrap().is_some()
+        {
+            n += 1;
+        }
+    }
+    h.write_to(out).unwrap();
+    n
+}
+
+// ---- hivex read-back --------------------------------------------------
+
+/// (key lower-case) -> (value name lower-case) -> data text as hivex prints it.
+type Export = BTreeMap<String, BTreeMap<String, String>>;
+
+fn export(hive: &Path) -> Export {
+    need("hivexregedit");
+    let text = testkit::run(
+        Command::new("hivexregedit")
+            .arg("--export")
+            .arg(hive)
+            .arg("\\"),
+    );
+    let mut out: Export = BTreeMap::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        if let Some(k) = line.strip_prefix("[\\").and_then(|l| l.strip_suffix(']')) {
+            cur = k.to_lowercase();
+            out.entry(cur.clone()).or_default();
+        } else if let Some(rest) = line.strip_prefix("@=") {
+            out.get_mut(&cur)
+                .unwrap()
+                .insert(String::new(), rest.into());
+        } else if let Some(rest) = line.strip_prefix('"') {
+            let mut name = String::new();
+            let mut it = rest.chars();
+            while let Some(c) = it.next() {
+                match c {
+                    '\\' => name.push(it.next().unwrap()),
+                    '"' => break,
+                    c => name.push(c),
+                }
+            }
+            let data: String = it.collect();
+            let data = data.strip_prefix('=').unwrap().to_string();
+            out.get_mut(&cur).unwrap().insert(name.to_lowercase(), data);
+        }
+    }
+    out
+}
+
+/// The strings of a `hex(7):` (or `hex(1)`) export text.
+fn strings(text: &str) -> Vec<String> {
+    if let Some(s) = text.strip_prefix('"') {
+        return vec![s.trim_end_matches('"').replace("\\\\", "\\")];
+    }
+    let hex = text.split_once(':').map(|x| x.1).unwrap_or("");
+    let b: Vec<u8> = hex
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    let u: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    u.split(|&c| c == 0)
+        .filter(|p| !p.is_empty())
+        .map(String::from_utf16_lossy)
+        .collect()
+}
+
+fn val<'a>(e: &'a Export, key: &str, name: &str) -> Option<&'a str> {
+    e.get(&key.to_lowercase())?
+        .get(&name.to_lowercase())
+        .map(String::as_str)
+}
+
+fn hivexget(hive: &Path, key: &str, value: &str) -> Option<String> {
+    need("hivexget");
+    let o = testkit::output_of(Command::new("hivexget").arg(hive).arg(key).arg(value));
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim_end().to_string())
+}
+
+const RETIRED: &[&str] = &[
+    "vmmouse",
+    "vmusbmouse",
+    "vmci",
+    "vsock",
+    "vmhgfs",
+    "vmmemctl",
+    "vm3dmp",
+    "pvscsi",
+    "vmxnet3ndis6",
+    "vboxmouse",
+    "vboxsf",
+    "prl_strg",
+];
+
+struct Case {
+    plan: FirstBootPlan,
+    before_sys: Export,
+    after_sys: Export,
+    before_soft: Export,
+    after_soft: Export,
+    sys_after: PathBuf,
+    soft_after: PathBuf,
+    inst: WindowsInstall,
+}
+
+fn run(dir: &Path, sys_path: &Path, os: &str, ver: (u32, u32, u32)) -> Case {
+    let soft_path = software(dir);
+    let sys = Hive::from_file(sys_path).unwrap();
+    let soft = Hive::from_file(&soft_path).unwrap();
+    let inst = inspect(&sys, &soft, os, ver.0, ver.1, ver.2);
+    let plan = plan_firstboot(&inst, &sys, &soft, &opts()).unwrap();
+    let sys_after = dir.join("SYSTEM.after");
+    let soft_after = dir.join("SOFTWARE.after");
+    let n = apply(sys_path, &inst.system_hive, &plan.actions, &sys_after)
+        + apply(&soft_path, &inst.software_hive, &plan.actions, &soft_after);
+    let planned = plan
+        .actions
+        .iter()
+        .filter(|a| a.action.hive().is_some())
+        .count();
+    assert_eq!(
+        n, planned,
+        "every planned registry action changes something"
+    );
+    // Idempotent: inspect the result, plan again, apply: nothing changes,
+    // the runner is the same bytes.
+    let sys2 = Hive::from_file(&sys_after).unwrap();
+    let soft2 = Hive::from_file(&soft_after).unwrap();
+    let inst2 = inspect(&sys2, &soft2, os, ver.0, ver.1, ver.2);
+    let plan2 = plan_firstboot(&inst2, &sys2, &soft2, &opts()).unwrap();
+    let regs: Vec<&PlannedAction> = plan2
+        .actions
+        .iter()
+        .filter(|a| a.action.hive().is_some())
+        .collect();
+    assert!(
+        regs.is_empty(),
+        "second plan changes the registry: {regs:#?}"
+    );
+    assert_eq!(plan2.script, plan.script, "second plan, other runner");
+    assert_eq!(plan2.launch, plan.launch);
+    Case {
+        before_sys: export(sys_path),
+        after_sys: export(&sys_after),
+        before_soft: export(&soft_path),
+        after_soft: export(&soft_after),
+        plan,
+        sys_after,
+        soft_after,
+        inst,
+    }
+}
+
+/// The undo list: every value that changed outside hyper2kvm's own keys
+/// has its original recorded (or is listed as absent before).
+fn check_undo_list(c: &Case) {
+    // The undo list: every value that changed outside hyper2kvm's own
+    // keys has its original recorded (or is listed as absent before).
+    let backup = c.after_soft.get(r"hyper2kvm\backup").expect("undo list");
+    let absent: Vec<String> = backup.get("absent").map(|t| strings(t)).unwrap_or_default();
+    let mut checked = 0;
+    for (root, before, after) in [
+        ("SYSTEM", &c.before_sys, &c.after_sys),
+        ("SOFTWARE", &c.before_soft, &c.after_soft),
+    ] {
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        for k in keys {
+            if k.starts_with("hyper2kvm") || k.contains("\\services\\hyper2kvm-firstboot") {
+                continue;
+            }
+            let (b, a) = (before.get(k), after.get(k));
+            let names: std::collections::BTreeSet<&String> =
+                b.into_iter().chain(a).flat_map(|m| m.keys()).collect();
+            for n in names {
+                let bv = b.and_then(|m| m.get(n));
+                let av = a.and_then(|m| m.get(n));
+                if bv == av {
+                    continue;
+                }
+                let entry = format!("{root}\\{k}|{n}").to_lowercase();
+                match bv {
+                    Some(orig) => assert_eq!(
+                        backup.get(&entry),
+                        Some(orig),
+                        "undo list lacks the original of {entry}"
+                    ),
+                    None => assert!(
+                        absent.iter().any(|x| x.to_lowercase() == entry),
+                        "undo list does not say {entry} was absent"
+                    ),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 5, "{checked}");
+}
+
+/// Common checks on a case.
+fn check(c: &Case) {
+    let cs_all = &c.inst.control_sets.in_use;
+    // Launch: Setup keys (both hives have a free Setup key).
+    assert_eq!(c.plan.launch, Launch::SetupCmdLine);
+    assert_eq!(
+        hivexget(&c.sys_after, "Setup", "SetupType").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        hivexget(&c.sys_after, "Setup", "CmdLine").as_deref(),
+        Some(CMDLINE)
+    );
+    // No retired filter in any filter list, in any control set; every
+    // retired service present is disabled.
+    for (k, vals) in &c.after_sys {
+        // live lists: class, device, CriticalDeviceDatabase (not the
+        // DriverDatabase's package configurations, which the vendor's
+        // uninstaller removes with its packages)
+        let live = [
+            "\\control\\class\\",
+            "\\enum\\",
+            "\\control\\criticaldevicedatabase\\",
+        ];
+        let in_cs = cs_all.iter().any(|cs| k.starts_with(&cs.to_lowercase()));
+        if !(in_cs && live.iter().any(|l| k.contains(l))) {
+            continue;
+        }
+        for list in ["upperfilters", "lowerfilters"] {
+            if let Some(t) = vals.get(list) {
+                for f in strings(t) {
+                    assert!(
+                        !RETIRED.contains(&f.to_ascii_lowercase().as_str()),
+                        "{k}\\{list} still lists {f}"
+                    );
+                }
+            }
+        }
+        for cs in cs_all {
+            let svc = format!("{}\\services\\", cs.to_lowercase());
+            if let Some(name) = k.strip_prefix(&svc) {
+                if !name.contains('\\') && RETIRED.contains(&name) && vals.contains_key("start") {
+                    assert_eq!(vals["start"], "dword:00000004", "{k}");
+                }
+            }
+        }
+    }
+    check_undo_list(c);
+    // Restrictions relaxed, restored by the final phase.
+    let r = r"Policies\Microsoft\Windows\DeviceInstall\Restrictions";
+    assert_eq!(
+        val(&c.after_soft, r, "DenyDeviceIDs"),
+        Some("dword:00000000")
+    );
+    assert_eq!(
+        val(&c.after_soft, r, "DenyRemovableDevices"),
+        Some("dword:00000000")
+    );
+    assert!(c.plan.script.contains(
+        r#"reg add "HKLM\SOFTWARE\Policies\Microsoft\Windows\DeviceInstall\Restrictions" /v "DenyDeviceIDs" /t REG_DWORD /d 1 /f"#
+    ));
+    assert!(!c.plan.script.contains("DenyRemovableDevices"));
+    // The uninstaller and the temporaries from the hive.
+    assert!(c
+        .plan
+        .script
+        .contains(&format!("/x {VMTOOLS_GUID} /qn /norestart")));
+    assert!(c
+        .plan
+        .script
+        .contains(&format!(r#"call :regdel "HKLM\{TEMP_KEY}""#)));
+    // nothing else planned outside the two hives and the runner
+    for a in &c.plan.actions {
+        assert!(
+            a.action.hive().is_some()
+                || matches!(a.action, Action::PutFile { .. } | Action::FirstBoot { .. }),
+            "{a:?}"
+        );
+    }
+}
+
+#[test]
+fn win7_two_control_sets_vmmouse_static_nics_sanpolicy() {
+    let d = tempfile::tempdir().unwrap();
+    let p = unxz("SYSTEM-win7.xz", d.path());
+    // SanPolicy OfflineAll in both control sets, to see it relaxed and restored.
+    {
+        let mut h = Hive::from_file(&p).unwrap();
+        for cs in ["ControlSet001", "ControlSet002"] {
+            h.set_value(
+                &format!(r"{cs}\Services\partmgr\Parameters"),
+                "SanPolicy",
+                &Value::Dword(3),
+            )
+            .unwrap();
+        }
+        h.write_to(&p).unwrap();
+    }
+    let c = run(d.path(), &p, "win7", (6, 1, 7601));
+    check(&c);
+    assert_eq!(
+        c.inst.control_sets.in_use,
+        vec!["ControlSet001", "ControlSet002"]
+    );
+    for cs in ["ControlSet001", "ControlSet002"] {
+        // VMMouse was the only upper filter of the PS/2 mouse: the list is gone
+        let mouse = format!(r"{cs}\Enum\ACPI\PNP0F13\4&25ee97c0&0");
+        if cs == "ControlSet001" {
+            assert!(c.before_sys.contains_key(&mouse.to_lowercase()));
+        }
+        if c.before_sys.contains_key(&mouse.to_lowercase()) {
+            assert_eq!(
+                strings(val(&c.before_sys, &mouse, "UpperFilters").unwrap()),
+                vec!["VMMouse"]
+            );
+            assert_eq!(
+                hivexget(&c.sys_after, &mouse, "UpperFilters"),
+                None,
+                "{mouse}"
+            );
+            let e = format!(r"SYSTEM\{mouse}|UpperFilters").to_lowercase();
+            assert!(c.after_soft[r"hyper2kvm\backup"].contains_key(&e));
+        }
+        assert_eq!(
+            hivexget(&c.sys_after, &format!(r"{cs}\services\vmmouse"), "Start").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            hivexget(&c.sys_after, &format!(r"{cs}\services\vmci"), "Start").as_deref(),
+            Some("4")
+        );
+        // SanPolicy OnlineAll now; the original is in the undo list
+        let k = format!(r"{cs}\Services\partmgr\Parameters");
+        assert_eq!(
+            hivexget(&c.sys_after, &k, "SanPolicy").as_deref(),
+            Some("1")
+        );
+        assert!(c.plan.script.contains(&format!(
+            r#"reg add "HKLM\SYSTEM\{k}" /v "SanPolicy" /t REG_DWORD /d 3 /f"#
+        )));
+        // the stale bindings: DHCP, no address; the connection name freed
+        for (guid, name) in [
+            (
+                "{6AAFC9A9-0542-4DB2-8760-CCFFA953737C}",
+                "Local Area Connection",
+            ),
+            (
+                "{698E50A9-4F58-4D86-B61D-F42E58DCACF6}",
+                "Local Area Connection 2",
+            ),
+        ] {
+            let t = format!(r"{cs}\Services\Tcpip\Parameters\Interfaces\{guid}");
+            if !c.before_sys.contains_key(&t.to_lowercase()) {
+                continue;
+            }
+            assert_eq!(
+                hivexget(&c.sys_after, &t, "EnableDHCP").as_deref(),
+                Some("1")
+            );
+            assert_eq!(hivexget(&c.sys_after, &t, "IPAddress"), None);
+            let conn = format!(
+                r"{cs}\Control\Network\{{4D36E972-E325-11CE-BFC1-08002BE10318}}\{guid}\Connection"
+            );
+            assert_eq!(
+                hivexget(&c.sys_after, &conn, "Name"),
+                Some(format!("{name} (old)"))
+            );
+        }
+    }
+    // the network table staged in SOFTWARE, read back by hivex
+    let row = |i: usize, n: &str| {
+        hivexget(
+            &c.soft_after,
+            &format!(r"hyper2kvm\FirstBoot\Network\{i:02}"),
+            n,
+        )
+    };
+    assert_eq!(
+        row(0, "Guid").as_deref(),
+        Some("{6AAFC9A9-0542-4DB2-8760-CCFFA953737C}")
+    );
+    assert_eq!(
+        row(0, "Addresses").as_deref(),
+        Some("192.168.1.123/255.255.255.0")
+    );
+    assert_eq!(row(0, "Gateways").as_deref(), Some("192.168.1.1"));
+    assert_eq!(row(0, "Dns").as_deref(), Some("192.168.1.112"));
+    assert_eq!(row(0, "Name").as_deref(), Some("Local Area Connection"));
+    assert_eq!(
+        row(0, "Order").as_deref(),
+        Some("1"),
+        "no MAC recorded: by order"
+    );
+    assert_eq!(
+        row(1, "Addresses").as_deref(),
+        Some("10.3.58.5/255.255.255.0")
+    );
+    assert!(c.plan.script.contains(r#"netsh interface ip set address "%H2K_IF%" static 192.168.1.123 255.255.255.0 192.168.1.1 1"#));
+    assert!(c.plan.script.contains(
+        r#"netsh interface ip set address "%H2K_IF%" static 10.3.58.5 255.255.255.0 10.3.58.1 1"#
+    ));
+    assert!(c.plan.script.contains("call :nicbyorder 2"));
+    assert!(c
+        .plan
+        .script
+        .contains(r#"call :rename "Local Area Connection 2""#));
+    assert!(c
+        .plan
+        .script
+        .contains(r#"-i -a "%SystemRoot%\Drivers\VirtIO\NetKVM\netkvm.inf""#));
+}
+
+#[test]
+fn win10_vmware_guest_filters_services_providers() {
+    let d = tempfile::tempdir().unwrap();
+    let p = unxz("SYSTEM-win10-1709.xz", d.path());
+    let c = run(d.path(), &p, "win10", (10, 0, 17134));
+    check(&c);
+    let cs = "ControlSet001";
+    for svc in ["vmci", "vsock", "vmhgfs", "vmmouse", "vmusbmouse"] {
+        let k = format!(r"{cs}\Services\{svc}");
+        if c.before_sys.contains_key(&k.to_lowercase()) && val(&c.before_sys, &k, "Start").is_some()
+        {
+            assert_eq!(
+                hivexget(&c.sys_after, &k, "Start").as_deref(),
+                Some("4"),
+                "{svc}"
+            );
+        }
+    }
+    for order in ["Order", "HwOrder"] {
+        let k = format!(r"{cs}\Control\NetworkProvider\{order}");
+        assert_eq!(
+            hivexget(&c.sys_after, &k, "ProviderOrder").as_deref(),
+            Some("P9NP,RDPNP,LanmanWorkstation,webclient")
+        );
+    }
+    // the filters that named VMware drivers still hold their other entries
+    let mut seen = 0;
+    for (k, vals) in c
+        .before_sys
+        .iter()
+        .filter(|(k, _)| k.starts_with("controlset001\\"))
+    {
+        for list in ["upperfilters", "lowerfilters"] {
+            let Some(t) = vals.get(list) else { continue };
+            let before = strings(t);
+            if !before
+                .iter()
+                .any(|f| RETIRED.contains(&f.to_ascii_lowercase().as_str()))
+            {
+                continue;
+            }
+            seen += 1;
+            let kept: Vec<String> = before
+                .iter()
+                .filter(|f| !RETIRED.contains(&f.to_ascii_lowercase().as_str()))
+                .cloned()
+                .collect();
+            let after = c.after_sys[k]
+                .get(list)
+                .map(|t| strings(t))
+                .unwrap_or_default();
+            assert_eq!(after, kept, "{k}\\{list}");
+        }
+    }
+    assert!(seen >= 2, "VMMouse and VMUsbMouse filters: {seen}");
+    // DHCP only: no network step, no binding touched
+    assert!(c.plan.network.is_empty());
+    assert!(!c.plan.script.contains("netsh interface ip"));
+    assert!(!c.plan.script.contains("call :run net-"));
+    // SanPolicy was OnlineAll already: not touched, not restored
+    assert!(!c.plan.script.contains("SanPolicy"));
+    assert!(c
+        .plan
+        .script
+        .contains(r#"/add-driver "%SystemRoot%\Drivers\VirtIO\viostor\viostor.inf" /install"#));
+}
+
+#[test]
+fn win7_in_oobe_gets_the_service_in_both_control_sets() {
+    let d = tempfile::tempdir().unwrap();
+    let p = unxz("SYSTEM-win7.xz", d.path());
+    {
+        let mut h = Hive::from_file(&p).unwrap();
+        h.set_value("Setup", "OOBEInProgress", &Value::Dword(1))
+            .unwrap();
+        h.write_to(&p).unwrap();
+    }
+    let soft_path = software(d.path());
+    let sys = Hive::from_file(&p).unwrap();
+    let soft = Hive::from_file(&soft_path).unwrap();
+    let inst = inspect(&sys, &soft, "win7", 6, 1, 7601);
+    let plan = plan_firstboot(&inst, &sys, &soft, &opts()).unwrap();
+    assert_eq!(plan.launch, Launch::Service);
+    let after = d.path().join("SYSTEM.after");
+    apply(&p, &inst.system_hive, &plan.actions, &after);
+    assert_eq!(hivexget(&after, "Setup", "SetupType").as_deref(), Some("0"));
+    assert_eq!(hivexget(&after, "Setup", "CmdLine").as_deref(), Some(""));
+    for cs in ["ControlSet001", "ControlSet002"] {
+        let k = format!(r"{cs}\Services\hyper2kvm-firstboot");
+        assert_eq!(hivexget(&after, &k, "Type").as_deref(), Some("16"));
+        assert_eq!(hivexget(&after, &k, "Start").as_deref(), Some("2"));
+        assert_eq!(hivexget(&after, &k, "ErrorControl").as_deref(), Some("0"));
+        assert_eq!(
+            hivexget(&after, &k, "ObjectName").as_deref(),
+            Some("LocalSystem")
+        );
+        assert_eq!(
+            hivexget(&after, &k, "ImagePath").as_deref(),
+            Some(
+                r#"%SystemRoot%\System32\cmd.exe /c start "" cmd.exe /c "%SystemRoot%\hyper2kvm\firstboot.cmd""#
+            )
+        );
+        assert!(plan
+            .script
+            .contains(&format!(r#"call :regdel "HKLM\SYSTEM\{k}""#)));
+    }
+    assert!(plan.script.contains("sc delete hyper2kvm-firstboot"));
+    assert!(!plan.script.contains(r#"reg add "HKLM\SYSTEM\Setup""#));
+    // a second plan keeps the service (the Setup key being free or not)
+    let sys2 = Hive::from_file(&after).unwrap();
+    let plan2 = plan_firstboot(&inst, &sys2, &soft, &opts()).unwrap();
+    assert_eq!(plan2.launch, Launch::Service);
+}
