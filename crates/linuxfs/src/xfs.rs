@@ -254,7 +254,7 @@ impl Xfs {
         let at = ino.off + CORE_SIZE as u64;
         // Never more extents than blocks in the filesystem, nor than the
         // inode says.
-        let max = ino.nextents.min(self.agcount * self.agblocks).min(1 << 22) as usize;
+        let max = ino.nextents.min(self.agcount * self.agblocks).min(1 << 20) as usize;
         match ino.format {
             2 => {
                 if ino.nextents.saturating_mul(16) > fork.len() as u64 {

@@ -193,25 +193,35 @@ pub fn run(prog: &str, args: &[&str]) -> Vec<u8> {
     testkit::run_tool(prog, args)
 }
 
-/// A hostile-image run: for `cases` seeded cases, flip 1..8 random bytes
-/// inside `ranges` (byte ranges of metadata) of `img`, open and walk the
-/// copy: every call must return (Ok or Err), never panic.
-pub fn flip_and_walk(img: &[u8], ranges: &[(u64, u64)], cases: u64, seed: u64) -> (usize, usize) {
+/// A hostile-image run: for `cases` seeded cases, change 1..8 random
+/// bytes inside `ranges` (byte ranges of metadata) of `img`, open and walk
+/// the result: every call must return (Ok or Err), never panic. Returns
+/// how many cases opened and how many were refused at open.
+pub fn flip_and_walk(
+    img: std::sync::Arc<dyn vdisk::Disk>,
+    ranges: &[(u64, u64)],
+    cases: u64,
+    seed: u64,
+) -> (usize, usize) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (mut opened, mut failed) = (0, 0);
     for _ in 0..cases {
-        let mut copy = img.to_vec();
-        let n = rng.gen_range(1..=8);
-        for _ in 0..n {
+        let mut patches = Vec::new();
+        for _ in 0..rng.gen_range(1..=8) {
             let (a, b) = ranges[rng.gen_range(0..ranges.len())];
-            let off = rng.gen_range(a..b) as usize;
-            copy[off] ^= 1 << rng.gen_range(0..8);
-            if rng.gen_bool(0.3) {
-                copy[off] = rng.gen();
-            }
+            let off = rng.gen_range(a..b);
+            let v: u8 = if rng.gen_bool(0.5) {
+                rng.gen()
+            } else {
+                1 << rng.gen_range(0..8)
+            };
+            patches.push((off, v, rng.gen_bool(0.5)));
         }
-        match linuxfs::open(Box::new(MemDisk(copy))) {
+        match linuxfs::open(Box::new(Patched {
+            base: img.clone(),
+            patches,
+        })) {
             Ok(fs) => {
                 opened += 1;
                 walk(&*fs, "/", 0);
@@ -220,6 +230,32 @@ pub fn flip_and_walk(img: &[u8], ranges: &[(u64, u64)], cases: u64, seed: u64) -
         }
     }
     (opened, failed)
+}
+
+/// A disk with a few bytes changed: (offset, value, xor instead of set).
+#[derive(Debug)]
+pub struct Patched {
+    pub base: std::sync::Arc<dyn vdisk::Disk>,
+    pub patches: Vec<(u64, u8, bool)>,
+}
+
+impl vdisk::Disk for Patched {
+    fn size(&self) -> u64 {
+        self.base.size()
+    }
+    fn read_at(&self, buf: &mut [u8], off: u64) -> vdisk::Result<()> {
+        self.base.read_at(buf, off)?;
+        for &(p, v, xor) in &self.patches {
+            if p >= off && p - off < buf.len() as u64 {
+                let b = &mut buf[(p - off) as usize];
+                *b = if xor { *b ^ v } else { v };
+            }
+        }
+        Ok(())
+    }
+    fn layer(&self) -> vdisk::LayerInfo {
+        self.base.layer()
+    }
 }
 
 /// Visit everything reachable (bounded), ignoring errors.
