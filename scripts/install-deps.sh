@@ -31,6 +31,7 @@ $SUDO apt-get install -y -qq \
   nasm syslinux-common mtools dosfstools fdisk gdisk xorriso genisoimage xz-utils \
   ntfs-3g sleuthkit libhivex-bin libwin-hivex-perl reglookup \
   libregf-utils libfsntfs-utils libvmdk-utils libvhdi-utils libqcow-utils \
-  libvirt-clients libvirt-daemon libxml2-utils swtpm swtpm-tools debootstrap python3-pip >/dev/null
+  libvirt-clients libvirt-daemon libxml2-utils swtpm swtpm-tools debootstrap python3-pip \
+  e2fsprogs xfsprogs btrfs-progs >/dev/null
 python3 -m pip install -q regipy >/dev/null 2>&1 || pip install -q regipy >/dev/null
 echo "install-deps: done"
