@@ -69,6 +69,10 @@ pub(crate) fn le16(b: &[u8], o: usize) -> u16 {
 pub(crate) fn le32(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes(arr(b, o))
 }
+/// Little-endian u64 at `o`.
+pub(crate) fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(arr(b, o))
+}
 /// Big-endian u16 at `o`.
 pub(crate) fn be16(b: &[u8], o: usize) -> u16 {
     u16::from_be_bytes(arr(b, o))

@@ -10,7 +10,7 @@ pub enum Error {
     /// The block layer failed to read.
     #[error("{fs}: cannot read {len} bytes at byte offset {offset:#x}")]
     Io {
-        /// Filesystem type ("ext4", "xfs").
+        /// Filesystem type ("ext4", "xfs", "btrfs").
         fs: &'static str,
         /// Byte offset inside the filesystem (partition).
         offset: u64,
@@ -39,7 +39,7 @@ pub enum Error {
         feature: String,
     },
     /// No known superblock was found.
-    #[error("no ext2/3/4 or XFS superblock found ({detail})")]
+    #[error("no ext2/3/4, XFS or btrfs superblock found ({detail})")]
     UnknownFilesystem {
         /// What was looked at.
         detail: String,

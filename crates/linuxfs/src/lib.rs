@@ -7,6 +7,8 @@
 //! * **XFS v5** ([`xfs`]): inodes located by number arithmetic, local /
 //!   extent / B+tree forks, shortform, block, leaf and node directories,
 //!   local and remote symlinks.
+//! * **btrfs** ([`btrfs`]): one device, SINGLE/DUP chunks, the default
+//!   subvolume's tree, inline/regular/preallocated uncompressed extents.
 //!
 //! [`open`] detects the filesystem by its superblock. Paths are absolute;
 //! symbolic links are followed inside the filesystem for at most
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod btrfs;
 mod dev;
 mod error;
 pub mod ext4;
@@ -121,7 +124,7 @@ pub struct Metadata {
 
 /// A read-only Linux filesystem.
 pub trait LinuxFs: Send + Sync + std::fmt::Debug {
-    /// "ext2", "ext3", "ext4" or "xfs".
+    /// "ext2", "ext3", "ext4", "xfs" or "btrfs".
     fn fs_type(&self) -> &'static str;
     /// The entries of the directory at `path` (symlinks followed), without
     /// `.` and `..`, in on-disk order.
@@ -135,7 +138,7 @@ pub trait LinuxFs: Send + Sync + std::fmt::Debug {
     fn read_link(&self, path: &str) -> Result<String>;
 }
 
-/// Detect ext2/3/4 or XFS by superblock on `disk` (a partition or a whole
+/// Detect ext2/3/4, XFS or btrfs by superblock on `disk` (a partition or a whole
 /// unpartitioned disk) and open it.
 pub fn open(disk: Box<dyn Disk>) -> Result<Box<dyn LinuxFs>> {
     let mut head = [0u8; 2048];
@@ -158,11 +161,11 @@ pub fn open(disk: Box<dyn Disk>) -> Result<Box<dyn LinuxFs>> {
         && disk.read_at(&mut btrfs, 0x10040).is_ok()
         && &btrfs == b"_BHRfS_M"
     {
-        return Err(Error::unsupported("btrfs", "btrfs (no btrfs reader yet)"));
+        return Ok(Box::new(Fs::new(btrfs::Btrfs::open(disk)?)));
     }
     Err(Error::UnknownFilesystem {
         detail: format!(
-            "no XFSB magic at byte 0, no 0xEF53 at byte 0x438 of a {}-byte device",
+            "no XFSB magic at byte 0, no 0xEF53 at byte 0x438, no _BHRfS_M at byte 0x10040 of a {}-byte device",
             disk.size()
         ),
     })

@@ -1,6 +1,6 @@
-//! Hostile images: seeded byte changes in the superblock, group
+//! Hostile images: seeded byte changes (500 cases each) in the superblock, group
 //! descriptors / AG headers, inodes, extent headers, B+tree and directory
-//! blocks of real `mke2fs`/`mkfs.xfs` images. Every case must end in Ok or
+//! blocks of real `mke2fs`/`mkfs.xfs`/`mkfs.btrfs` images. Every case must end in Ok or
 //! a clean error (never a panic, never an unbounded allocation); a fair
 //! share must still open, so the walk reaches the damaged structures.
 
@@ -9,7 +9,7 @@ use common::*;
 use std::path::Path;
 use std::sync::Arc;
 
-const CASES: u64 = 300;
+const CASES: u64 = 500;
 
 /// A small /boot-like tree: a few files, links, a 400-entry directory.
 fn small_tree(dir: &Path) {
@@ -76,7 +76,30 @@ fn ext_case(args: &[&str], seed: u64) {
     let (a, b) = itable.split_once('-').unwrap();
     let b: u64 = b.split_whitespace().next().unwrap().parse().unwrap();
     let a: u64 = a.parse().unwrap();
-    let mut ranges = vec![(1024, 2048), (2048, 3072), (a * 1024, (b + 1) * 1024)];
+    let isz: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("Inode size:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut ranges = vec![(1024, 2048), (2048, 3072)];
+    // The inodes in use (one group: 8 MiB of 1 KiB blocks).
+    for p in [
+        "/",
+        "/many",
+        "/vmlinuz-6.1",
+        "/long",
+        "/grub",
+        "/grub/grub.cfg",
+        "/tiny",
+        "/many/f0001",
+    ] {
+        let ino = fs.stat(p).unwrap().ino;
+        let off = a * 1024 + (ino - 1) * isz;
+        assert!(off < (b + 1) * 1024);
+        ranges.push((off, off + isz));
+    }
     for p in ["/", "/many", "/vmlinuz-6.1"] {
         ranges.extend(ext_blocks(&img, p, 1024));
     }
@@ -172,5 +195,85 @@ fn xfs_hostile() {
         ranges.push((b * 4096, (b + 1) * 4096));
     }
     let (opened, refused) = flip_and_walk(raw(&img), &ranges, CASES, 4);
+    assert!(opened > 50, "opened {opened}, refused {refused}");
+}
+
+/// btrfs: the superblock (with its system chunk array) and every tree
+/// node `btrfs inspect-internal dump-tree` reports (chunk, root, fs trees).
+#[test]
+fn btrfs_hostile() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    small_tree(&src);
+    let img = d.path().join("fs.img");
+    testkit::sparse_file(&img, 128 << 20);
+    run(
+        "mkfs.btrfs",
+        &[
+            "-q",
+            "-f",
+            "-m",
+            "single",
+            "-n",
+            "4096",
+            "-r",
+            testkit::s(&src),
+            testkit::s(&img),
+        ],
+    );
+    let fs = open_image(&img);
+    assert_eq!(fs.read_dir("/many").unwrap().len(), 400);
+    // Node logical addresses, mapped through the (single) chunks.
+    let chunks = String::from_utf8(run(
+        "btrfs",
+        &[
+            "inspect-internal",
+            "dump-tree",
+            "-t",
+            "chunk",
+            testkit::s(&img),
+        ],
+    ))
+    .unwrap();
+    let mut map = Vec::new(); // (logical, len, physical)
+    let lines: Vec<&str> = chunks.lines().collect();
+    for (n, l) in lines.iter().enumerate() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() > 5 && f[3] == "(FIRST_CHUNK_TREE" && f[4] == "CHUNK_ITEM" {
+            let logical: u64 = f[5].trim_end_matches(')').parse().unwrap();
+            let len: u64 = lines[n + 1]
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            let stripe = lines[n + 4].split_whitespace().collect::<Vec<_>>();
+            assert_eq!(stripe[0], "stripe", "{}", lines[n + 4]);
+            map.push((logical, len, stripe[5].parse::<u64>().unwrap()));
+        }
+    }
+    assert!(!map.is_empty(), "{chunks}");
+    let mut ranges = vec![(0x10000u64, 0x10000 + 4096)];
+    for t in ["root", "chunk", "fs"] {
+        let out = String::from_utf8(run(
+            "btrfs",
+            &["inspect-internal", "dump-tree", "-t", t, testkit::s(&img)],
+        ))
+        .unwrap();
+        for l in out
+            .lines()
+            .filter(|l| l.starts_with("leaf ") || l.starts_with("node "))
+        {
+            let lg: u64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+            let &(c, _, p) = map
+                .iter()
+                .find(|(c, len, _)| lg >= *c && lg < c + len)
+                .unwrap();
+            let phys = p + (lg - c);
+            ranges.push((phys, phys + 4096));
+        }
+    }
+    assert!(ranges.len() > 4, "{ranges:?}");
+    let (opened, refused) = flip_and_walk(raw(&img), &ranges, CASES, 5);
     assert!(opened > 50, "opened {opened}, refused {refused}");
 }

@@ -205,7 +205,7 @@ pub fn flip_and_walk(
 ) -> (usize, usize) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let (mut opened, mut failed) = (0, 0);
+    let (mut opened, mut failed, mut errors) = (0, 0, 0);
     for _ in 0..cases {
         let mut patches = Vec::new();
         for _ in 0..rng.gen_range(1..=8) {
@@ -224,11 +224,12 @@ pub fn flip_and_walk(
         })) {
             Ok(fs) => {
                 opened += 1;
-                walk(&*fs, "/", 0);
+                errors += walk(&*fs, "/", 0);
             }
             Err(_) => failed += 1,
         }
     }
+    eprintln!("{cases} hostile cases: {opened} opened, {failed} refused at open, {errors} errors while walking");
     (opened, failed)
 }
 
@@ -258,27 +259,30 @@ impl vdisk::Disk for Patched {
     }
 }
 
-/// Visit everything reachable (bounded), ignoring errors.
-pub fn walk(fs: &dyn LinuxFs, path: &str, depth: usize) {
+/// Visit everything reachable (bounded); returns how many calls failed.
+pub fn walk(fs: &dyn LinuxFs, path: &str, depth: usize) -> usize {
     if depth > 4 {
-        return;
+        return 0;
     }
-    let Ok(entries) = fs.read_dir(path) else {
-        return;
+    let entries = match fs.read_dir(path) {
+        Ok(e) => e,
+        Err(_) => return 1,
     };
+    let mut errors = 0;
     for e in entries.iter().take(50) {
         let child = if path == "/" {
             format!("/{}", e.name)
         } else {
             format!("{path}/{}", e.name)
         };
-        let _ = fs.stat(&child);
-        let _ = fs.read_link(&child);
-        let _ = fs.read_file(&child, 16 << 20);
-        if e.file_type == FileType::Directory {
-            walk(fs, &child, depth + 1);
+        errors += usize::from(fs.stat(&child).is_err());
+        match e.file_type {
+            FileType::Directory => errors += walk(fs, &child, depth + 1),
+            FileType::Symlink => errors += usize::from(fs.read_link(&child).is_err()),
+            _ => errors += usize::from(fs.read_file(&child, 16 << 20).is_err()),
         }
     }
+    errors
 }
 
 /// An image held in memory.
