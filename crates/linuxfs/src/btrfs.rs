@@ -11,8 +11,9 @@
 //! Refused with [`Error::Unsupported`]: multi-device filesystems, RAID
 //! chunk profiles (RAID0/1/10/5/6/1C3/1C4), compressed extents (zlib, lzo,
 //! zstd), encrypted extents, `ZONED`, `EXTENT_TREE_V2`,
-//! `RAID_STRIPE_TREE` and unknown incompatible bits, directory entries
-//! that cross into another subvolume.
+//! `RAID_STRIPE_TREE` and unknown incompatible bits, entering another
+//! subvolume (its directory entry is listed as a directory whose `ino` is
+//! [`SUBVOL_BIT`] | subvolume id; stat or lookup below it is refused).
 
 use crate::dev::{le16, le32, le64, u8_at, Dev};
 use crate::error::{Error, Result};
@@ -44,6 +45,9 @@ const INCOMPAT_READ: u64 =
 const MAX_NODES: usize = 1 << 16;
 const MAX_ITEMS: usize = 1 << 20;
 const MAX_CHUNKS: usize = 1 << 16;
+/// Marks the "inode number" of a directory entry that is another
+/// subvolume (its id in the low bits): listed, never entered.
+pub const SUBVOL_BIT: u64 = 1 << 63;
 
 fn incompat_name(bit: u64) -> String {
     match bit {
@@ -512,6 +516,15 @@ impl Backend for Btrfs {
         self.root_dir
     }
     fn meta(&self, ino: u64) -> Result<Metadata> {
+        if ino & SUBVOL_BIT != 0 {
+            return Err(Error::unsupported(
+                FS,
+                format!(
+                    "subvolume boundary (entering subvolume {} from the default subvolume)",
+                    ino & !SUBVOL_BIT
+                ),
+            ));
+        }
         let i = self.inode(ino)?;
         let mode = le32(&i, 52);
         Ok(Metadata {
@@ -539,14 +552,13 @@ impl Backend for Btrfs {
         for (_, d, at) in &items {
             for (name, loc, ty) in dir_items(d) {
                 if loc.ty == ROOT_ITEM {
-                    return Err(Error::unsupported(
-                        FS,
-                        format!(
-                            "subvolume boundary: {:?} in directory inode {ino} is subvolume {}",
-                            String::from_utf8_lossy(name),
-                            loc.objectid
-                        ),
-                    ));
+                    // Another subvolume: listed, but not entered.
+                    out.push(DirEntry {
+                        name: String::from_utf8_lossy(name).into_owned(),
+                        ino: SUBVOL_BIT | loc.objectid,
+                        file_type: FileType::Directory,
+                    });
+                    continue;
                 }
                 if loc.ty != INODE_ITEM {
                     return Err(self.dev.corrupt(
