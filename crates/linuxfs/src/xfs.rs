@@ -1,4 +1,5 @@
-//! XFS v5 (the CRC format of RHEL 7–9), read-only.
+//! XFS v5 (the CRC format of RHEL 7.1+ to 9) and v4 (RHEL/CentOS 7.0,
+//! older installs), read-only.
 //!
 //! Handled: the primary superblock; inodes found by number arithmetic
 //! (AG number / AG block / slot, no inode B+tree walk); data forks in
@@ -9,8 +10,12 @@
 //! big timestamps and 64-bit extent counters. CRCs are not verified and
 //! the log is not replayed.
 //!
-//! Refused with [`Error::Unsupported`]: XFS v4 (pre-CRC) filesystems,
-//! `NEEDSREPAIR`, `METADIR`, `ZONED` and unknown incompatible feature
+//! The v4 forms (version 1/2 inodes, `BMAP` B+tree blocks, `XD2B`/`XD2D`
+//! directory blocks, header-less symlink blocks, `FTYPE` in features2)
+//! are read too.
+//!
+//! Refused with [`Error::Unsupported`]: superblock versions other than 4
+//! and 5, v4 without version 2 directories, `NEEDSREPAIR`, `METADIR`, `ZONED` and unknown incompatible feature
 //! bits, files on the realtime device.
 
 use crate::dev::{be16, be32, be64, gather, gather_range, u8_at, Dev, Run};
@@ -43,6 +48,16 @@ const CORE_SIZE: usize = 176;
 const BMBT_HDR: usize = 72;
 const DIR_HDR: usize = 64;
 const SYMLINK_HDR: usize = 56;
+// The v4 (pre-CRC) forms.
+const BMAP_MAGIC_V4: u32 = 0x424D_4150; // "BMAP"
+const DIR_BLOCK_MAGIC_V4: u32 = 0x5844_3242; // "XD2B"
+const DIR_DATA_MAGIC_V4: u32 = 0x5844_3244; // "XD2D"
+const CORE_SIZE_V4: usize = 100;
+const BMBT_HDR_V4: usize = 24;
+const DIR_HDR_V4: usize = 16;
+const VERSION_DIRV2: u16 = 0x2000;
+const VERSION_MOREBITS: u16 = 0x8000;
+const FEATURES2_FTYPE: u32 = 0x200;
 /// Directory data lives below this byte offset of the directory; leaf
 /// and free-index blocks above.
 const DIR_LEAF_OFFSET: u64 = 32 << 30;
@@ -57,7 +72,7 @@ fn incompat_name(bit: u32) -> String {
     }
 }
 
-/// An opened XFS v5 filesystem.
+/// An opened XFS (v4 or v5) filesystem.
 #[derive(Debug)]
 pub struct Xfs {
     dev: Dev,
@@ -70,6 +85,8 @@ pub struct Xfs {
     dirblksize: u64,
     rootino: u64,
     incompat: u32,
+    v5: bool,
+    ftype: bool,
 }
 
 /// An inode as read from disk.
@@ -81,6 +98,7 @@ struct Inode {
     format: u8,
     size: u64,
     nextents: u64,
+    core: usize,
 }
 
 impl Inode {
@@ -93,9 +111,9 @@ impl Inode {
         let end = if forkoff == 0 {
             self.raw.len()
         } else {
-            (CORE_SIZE + forkoff).min(self.raw.len())
+            (self.core + forkoff).min(self.raw.len())
         };
-        self.raw.get(CORE_SIZE..end).unwrap_or(&[])
+        self.raw.get(self.core..end).unwrap_or(&[])
     }
 }
 
@@ -125,14 +143,22 @@ impl Xfs {
         if &sb[0..4] != b"XFSB" {
             return Err(dev.corrupt(0, "expected the XFS magic XFSB"));
         }
-        let version = be16(&sb, 100) & 0xF;
-        if version != 5 {
+        let versionnum = be16(&sb, 100);
+        let version = versionnum & 0xF;
+        if version != 4 && version != 5 {
             return Err(Error::unsupported(
                 FS,
-                format!("XFS v{version} (superblock version {version}; only v5, the CRC format, is read)"),
+                format!("XFS v{version} (superblock version {version}; v4 and v5 are read)"),
             ));
         }
-        let incompat = be32(&sb, 216);
+        let v5 = version == 5;
+        if !v5 && versionnum & VERSION_DIRV2 == 0 {
+            return Err(Error::unsupported(
+                FS,
+                "XFS version 1 directories (a v4 superblock without DIRV2BIT)",
+            ));
+        }
+        let incompat = if v5 { be32(&sb, 216) } else { 0 };
         let unknown = incompat & !INCOMPAT_READ;
         if unknown != 0 {
             return Err(Error::unsupported(
@@ -140,6 +166,11 @@ impl Xfs {
                 incompat_name(1 << unknown.trailing_zeros()),
             ));
         }
+        let ftype = if v5 {
+            incompat & INCOMPAT_FTYPE != 0
+        } else {
+            versionnum & VERSION_MOREBITS != 0 && be32(&sb, 200) & FEATURES2_FTYPE != 0
+        };
         let bs = be32(&sb, 4) as u64;
         let blocklog = u8_at(&sb, 120) as u32;
         let inode_size = be16(&sb, 104) as u64;
@@ -187,6 +218,8 @@ impl Xfs {
             dirblksize: bs << dirblklog,
             rootino: be64(&sb, 56),
             incompat,
+            v5,
+            ftype,
             dev,
         })
     }
@@ -220,10 +253,24 @@ impl Xfs {
                 ),
             ));
         }
-        if u8_at(&raw, 4) != 3 || be64(&raw, 152) != ino {
+        let version = u8_at(&raw, 4);
+        let ok = if self.v5 {
+            version == 3 && be64(&raw, 152) == ino
+        } else {
+            version == 1 || version == 2
+        };
+        if !ok {
             return Err(self.dev.corrupt(
                 off,
-                format!("inode {ino}: version {} numbered {}: expected a version 3 inode numbered {ino}", u8_at(&raw, 4), be64(&raw, 152)),
+                format!(
+                    "inode {ino}: version {version} numbered {}: expected {}",
+                    be64(&raw, 152),
+                    if self.v5 {
+                        format!("a version 3 inode numbered {ino}")
+                    } else {
+                        "a version 1 or 2 inode".into()
+                    }
+                ),
             ));
         }
         if be16(&raw, 90) & 0x1 != 0 {
@@ -238,6 +285,7 @@ impl Xfs {
             off,
             mode: be16(&raw, 2) as u32,
             format: u8_at(&raw, 5),
+            core: if self.v5 { CORE_SIZE } else { CORE_SIZE_V4 },
             size: be64(&raw, 56),
             nextents: if big {
                 be64(&raw, 24)
@@ -251,7 +299,7 @@ impl Xfs {
     /// The data fork's extents, in file order as stored.
     fn extents(&self, ino: &Inode) -> Result<Vec<Ext>> {
         let fork = ino.fork();
-        let at = ino.off + CORE_SIZE as u64;
+        let at = ino.off + ino.core as u64;
         // Never more extents than blocks in the filesystem, nor than the
         // inode says.
         let max = ino.nextents.min(self.agcount * self.agblocks).min(1 << 20) as usize;
@@ -315,9 +363,14 @@ impl Xfs {
         let off = self.fsb_offset(fsb, 1, at, "bmap B+tree block")?;
         let b = self.dev.read(off, self.bs as usize, "bmap B+tree block")?;
         let (magic, lvl, n) = (be32(&b, 0), be16(&b, 4), be16(&b, 6) as usize);
-        let maxrecs = (b.len() - BMBT_HDR) / 16;
-        if magic != BMAP_MAGIC || lvl != level || n > maxrecs {
-            return Err(self.dev.corrupt(off, format!("bmap B+tree block: magic {magic:#x} level {lvl} with {n} records: expected BMA3, level {level}, at most {maxrecs}")));
+        let (want, hdr) = if self.v5 {
+            (BMAP_MAGIC, BMBT_HDR)
+        } else {
+            (BMAP_MAGIC_V4, BMBT_HDR_V4)
+        };
+        let maxrecs = (b.len() - hdr) / 16;
+        if magic != want || lvl != level || n > maxrecs {
+            return Err(self.dev.corrupt(off, format!("bmap B+tree block: magic {magic:#x} level {lvl} with {n} records: expected BMA3 (v5) or BMAP (v4), level {level}, at most {maxrecs}")));
         }
         if level == 0 {
             if out.len() + n > max {
@@ -326,15 +379,11 @@ impl Xfs {
                     format!("bmap B+tree holds more than the inode's {max} extents"),
                 ));
             }
-            out.extend(
-                b[BMBT_HDR..BMBT_HDR + n * 16]
-                    .chunks_exact(16)
-                    .map(decode_extent),
-            );
+            out.extend(b[hdr..hdr + n * 16].chunks_exact(16).map(decode_extent));
             return Ok(());
         }
         for i in 0..n {
-            let ptr = be64(&b, BMBT_HDR + maxrecs * 8 + i * 8);
+            let ptr = be64(&b, hdr + maxrecs * 8 + i * 8);
             self.bmbt(ptr, level - 1, off, max, nodes, out)?;
         }
         Ok(())
@@ -359,11 +408,11 @@ impl Xfs {
 
     fn shortform(&self, ino: &Inode, out: &mut Vec<DirEntry>) -> Result<()> {
         let f = ino.fork();
-        let at = ino.off + CORE_SIZE as u64;
+        let at = ino.off + ino.core as u64;
         let count = u8_at(f, 0) as usize;
         let wide = u8_at(f, 1) != 0;
         let isz = if wide { 8 } else { 4 };
-        let ftype = self.incompat & INCOMPAT_FTYPE != 0;
+        let ftype = self.ftype;
         let mut p = 2 + isz;
         for _ in 0..count {
             let namelen = u8_at(f, p) as usize;
@@ -396,21 +445,26 @@ impl Xfs {
     /// offset `at`.
     fn dir_block(&self, b: &[u8], at: u64, out: &mut Vec<DirEntry>) -> Result<()> {
         let magic = be32(b, 0);
-        let end = match magic {
-            DIR_BLOCK_MAGIC => {
-                let count = be32(b, b.len() - 8) as usize;
-                b.len()
-                    .checked_sub(8 + count.saturating_mul(8))
-                    .filter(|&e| e >= DIR_HDR)
-            }
-            DIR_DATA_MAGIC => Some(b.len()),
-            _ => None,
+        let (block, data, hdr) = if self.v5 {
+            (DIR_BLOCK_MAGIC, DIR_DATA_MAGIC, DIR_HDR)
+        } else {
+            (DIR_BLOCK_MAGIC_V4, DIR_DATA_MAGIC_V4, DIR_HDR_V4)
+        };
+        let end = if magic == block {
+            let count = be32(b, b.len() - 8) as usize;
+            b.len()
+                .checked_sub(8 + count.saturating_mul(8))
+                .filter(|&e| e >= hdr)
+        } else if magic == data {
+            Some(b.len())
+        } else {
+            None
         };
         let Some(end) = end else {
-            return Err(self.dev.corrupt(at, format!("directory block magic {magic:#x}: expected XDB3 or XDD3 with a consistent leaf tail")));
+            return Err(self.dev.corrupt(at, format!("directory block magic {magic:#x}: expected XDB3/XDD3 (v5) or XD2B/XD2D (v4) with a consistent leaf tail")));
         };
-        let ftype = self.incompat & INCOMPAT_FTYPE != 0;
-        let mut p = DIR_HDR;
+        let ftype = self.ftype;
+        let mut p = hdr;
         while p < end {
             if be16(b, p) == 0xFFFF {
                 let len = be16(b, p + 2) as usize;
@@ -491,7 +545,7 @@ impl Backend for Xfs {
     fn meta(&self, ino: u64) -> Result<Metadata> {
         let i = self.inode(ino)?;
         let r = &i.raw;
-        let mtime = if be64(r, 120) & 0x8 != 0 {
+        let mtime = if self.v5 && be64(r, 120) & 0x8 != 0 {
             (be64(r, 40) / 1_000_000_000) as i64 - (1 << 31)
         } else {
             be32(r, 40) as i32 as i64
@@ -503,7 +557,11 @@ impl Backend for Xfs {
             uid: be32(r, 8),
             gid: be32(r, 12),
             size: i.size,
-            nlink: be32(r, 16),
+            nlink: if u8_at(r, 4) == 1 {
+                be16(r, 6) as u32
+            } else {
+                be32(r, 16)
+            },
             mtime,
         })
     }
@@ -564,13 +622,14 @@ impl Backend for Xfs {
                 }
                 let off = phys + k * self.bs;
                 let b = self.dev.read(off, self.bs as usize, "symlink block")?;
-                if be32(&b, 0) != SYMLINK_MAGIC {
+                let hdr = if self.v5 { SYMLINK_HDR } else { 0 };
+                if self.v5 && be32(&b, 0) != SYMLINK_MAGIC {
                     return Err(self
                         .dev
                         .corrupt(off, "symlink block: expected the XSLM magic"));
                 }
-                let want = (i.size as usize - out.len()).min(b.len() - SYMLINK_HDR);
-                out.extend_from_slice(&b[SYMLINK_HDR..SYMLINK_HDR + want]);
+                let want = (i.size as usize - out.len()).min(b.len() - hdr);
+                out.extend_from_slice(&b[hdr..hdr + want]);
             }
         }
         if (out.len() as u64) < i.size {
