@@ -43,7 +43,7 @@ const INCOMPAT_READ: u64 =
     0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x10000;
 /// Nodes one tree search may visit, items it may return.
 const MAX_NODES: usize = 1 << 16;
-const MAX_ITEMS: usize = 1 << 20;
+const MAX_ITEMS: usize = 1 << 18;
 const MAX_CHUNKS: usize = 1 << 16;
 /// Marks the "inode number" of a directory entry that is another
 /// subvolume (its id in the low bits): listed, never entered.
@@ -233,7 +233,9 @@ impl Btrfs {
             .iter()
             .find(|c| logical >= c.logical && logical - c.logical < c.len);
         match c {
-            Some(c) if logical - c.logical + len <= c.len => Ok(c.phys + (logical - c.logical)),
+            Some(c) if (logical - c.logical).saturating_add(len) <= c.len => {
+                Ok(c.phys + (logical - c.logical))
+            }
             _ => Err(self.dev.corrupt(
                 at,
                 format!("logical range {logical:#x}+{len:#x}: expected inside one chunk"),
@@ -398,6 +400,16 @@ impl Btrfs {
     }
 
     fn items(&self, objectid: u64, ty: u8) -> Result<Vec<(Key, Vec<u8>, u64)>> {
+        self.items_below(objectid, ty, u64::MAX)
+    }
+
+    /// Items `(objectid, ty, offset)` with `offset <= max_offset`.
+    fn items_below(
+        &self,
+        objectid: u64,
+        ty: u8,
+        max_offset: u64,
+    ) -> Result<Vec<(Key, Vec<u8>, u64)>> {
         let mut out = Vec::new();
         let lo = Key {
             objectid,
@@ -407,7 +419,7 @@ impl Btrfs {
         let hi = Key {
             objectid,
             ty,
-            offset: u64::MAX,
+            offset: max_offset,
         };
         self.search(self.fs_root, lo, hi, &mut out)?;
         Ok(out)
@@ -428,7 +440,7 @@ impl Btrfs {
     /// The first `len` bytes of inode `ino`'s data.
     fn data(&self, ino: u64, len: u64) -> Result<Vec<u8>> {
         let mut out = vec![0u8; len as usize];
-        for (k, e, at) in self.items(ino, EXTENT_DATA)? {
+        for (k, e, at) in self.items_below(ino, EXTENT_DATA, len.saturating_sub(1))? {
             if k.offset >= len {
                 break;
             }

@@ -235,7 +235,15 @@ impl Xfs {
                 format!("{what} at AG {agno} block {agbno} (+{count}): expected inside {} AGs of {} blocks", self.agcount, self.agblocks),
             ));
         }
-        Ok((agno * self.agblocks + agbno) * self.bs)
+        agno.checked_mul(self.agblocks)
+            .and_then(|b| b.checked_add(agbno))
+            .and_then(|b| b.checked_mul(self.bs))
+            .ok_or_else(|| {
+                self.dev.corrupt(
+                    at,
+                    format!("{what} at AG {agno} block {agbno}: byte offset overflows"),
+                )
+            })
     }
 
     fn inode(&self, ino: u64) -> Result<Inode> {

@@ -254,6 +254,15 @@ fn xfs_refusals_are_named() {
             .contains("unknown incompatible feature bit 0x1000"),
         "{e}"
     );
+    // Geometry whose byte offsets overflow 64 bits: an error, not a panic.
+    let mut bad = b.clone();
+    bad[84..88].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+    bad[88..92].copy_from_slice(&u32::MAX.to_be_bytes());
+    bad[124] = 31;
+    bad[56..64].copy_from_slice(&(1u64 << 63).to_be_bytes());
+    let fs = linuxfs::open(Box::new(MemDisk(bad))).unwrap();
+    let e = fs.read_dir("/").unwrap_err();
+    assert!(e.to_string().contains("overflows"), "{e}");
     let mut bad = b;
     bad[101] = (bad[101] & 0xF0) | 3;
     let e = linuxfs::open(Box::new(MemDisk(bad))).unwrap_err();
