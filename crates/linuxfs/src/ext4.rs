@@ -203,6 +203,15 @@ impl Ext4 {
                 ),
             );
         }
+        if !matches!(self.blocks.checked_mul(self.bs), Some(b) if b <= 1 << 60) {
+            return bad(
+                0x4,
+                format!(
+                    "{} blocks of {} bytes: expected at most 1 EiB",
+                    self.blocks, self.bs
+                ),
+            );
+        }
         if self.first_data_block >= self.blocks {
             return bad(
                 0x14,

@@ -232,6 +232,11 @@ fn refused_features_are_named() {
     b[0x460..0x464].copy_from_slice(&(inc | 0x1).to_le_bytes());
     let e = linuxfs::open(Box::new(MemDisk(b))).unwrap_err();
     assert!(e.to_string().contains("INCOMPAT_COMPRESSION"), "{e}");
+    // A 64-bit block count whose byte size overflows: refused at open.
+    let mut big = std::fs::read(&img).unwrap();
+    big[0x550..0x554].copy_from_slice(&u32::MAX.to_le_bytes());
+    let e = linuxfs::open(Box::new(MemDisk(big))).unwrap_err();
+    assert!(e.to_string().contains("expected at most 1 EiB"), "{e}");
     let e = linuxfs::open(Box::new(MemDisk(vec![0; 1 << 20]))).unwrap_err();
     assert!(matches!(e, linuxfs::Error::UnknownFilesystem { .. }), "{e}");
 }
