@@ -29,6 +29,7 @@ fn check(img: &Path, src: &Path, dir: &Path) {
     assert_eq!(fs.fs_type(), "btrfs");
     assert_holds(&*fs, src, "/");
     assert_links(&*fs, src);
+    assert_mtimes(&*fs, src);
     let out = dir.join("restored");
     std::fs::create_dir_all(&out).unwrap();
     run(

@@ -97,6 +97,7 @@ fn check(img: &Path, src: &Path, kind: &str) -> Box<dyn LinuxFs> {
     assert_holds(&*fs, src, "/");
     assert_links(&*fs, src);
     assert_matches_debugfs(&*fs, img);
+    assert_mtimes(&*fs, src);
     fs
 }
 

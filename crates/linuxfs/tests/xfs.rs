@@ -180,12 +180,17 @@ fn xfs_v5_boot_tree() {
     assert!(many.contains("btree"), "{many}");
 }
 
-/// 1 KiB filesystem blocks and 16 KiB directory blocks (16 filesystem
-/// blocks each).
+/// 1 KiB filesystem blocks, 16 KiB directory blocks (16 filesystem
+/// blocks each) and 64-bit extent counters (`nrext64`).
 #[test]
 fn xfs_1k_blocks_16k_dir_blocks() {
     let d = tempfile::tempdir().unwrap();
-    let (img, src) = make(d.path(), &["-n", "size=16384", "-b", "size=1024"]);
+    let (img, src) = make(
+        d.path(),
+        &["-n", "size=16384", "-b", "size=1024", "-i", "nrext64=1"],
+    );
+    let v = xfs_db(&img, &["version"]);
+    assert!(v.contains("NREXT64"), "{v}");
     let fs = open_image(&img);
     assert_holds(&*fs, &src, "/");
     assert_matches_xfs_db(&*fs, &img);

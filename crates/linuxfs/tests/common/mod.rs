@@ -311,3 +311,23 @@ impl vdisk::Disk for MemDisk {
         }
     }
 }
+
+/// Modification times and owners of a few entries equal the source's
+/// (for tools that copy them: mke2fs -d, mkfs.btrfs --rootdir).
+pub fn assert_mtimes(fs: &dyn LinuxFs, src: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    for p in [
+        format!("vmlinuz-{KVER}"),
+        "grub/grub.cfg".into(),
+        "many".into(),
+        "vmlinuz".into(),
+    ] {
+        let sm = std::fs::symlink_metadata(src.join(&p)).unwrap();
+        let m = fs.stat(&format!("/{p}")).unwrap();
+        assert_eq!(m.mtime, sm.mtime(), "{p} mtime");
+        assert_eq!((m.uid, m.gid), (0, 0), "{p} owner");
+        if sm.is_file() {
+            assert_eq!(m.nlink, 1, "{p} links");
+        }
+    }
+}
