@@ -2,7 +2,16 @@
 //! helpers that never panic, and the "runs" a file's data is made of.
 
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
 use vdisk::Disk;
+
+/// Blocks whose current contents live elsewhere (a replayed journal):
+/// block byte offset → (byte offset of the copy, first 4 bytes escaped).
+#[derive(Debug, Default)]
+pub(crate) struct Overlay {
+    pub blocks: BTreeMap<u64, (u64, bool)>,
+    pub block_size: u64,
+}
 
 /// The filesystem's block device (a whole disk or a partition window).
 #[derive(Debug)]
@@ -10,12 +19,18 @@ pub(crate) struct Dev {
     disk: Box<dyn Disk>,
     size: u64,
     pub(crate) fs: &'static str,
+    pub(crate) overlay: Overlay,
 }
 
 impl Dev {
     pub(crate) fn new(disk: Box<dyn Disk>, fs: &'static str) -> Self {
         let size = disk.size();
-        Dev { disk, size, fs }
+        Dev {
+            disk,
+            size,
+            fs,
+            overlay: Overlay::default(),
+        }
     }
 
     /// Fill `buf` from `offset`; a range outside the device is corruption
@@ -40,7 +55,37 @@ impl Dev {
             offset,
             len,
             source,
-        })
+        })?;
+        self.apply_overlay(buf, offset)
+    }
+
+    /// Replace the parts of `buf` (read at `offset`) that the overlay holds.
+    fn apply_overlay(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let bs = self.overlay.block_size;
+        if self.overlay.blocks.is_empty() || bs == 0 {
+            return Ok(());
+        }
+        let end = offset + buf.len() as u64;
+        let from = offset - offset % bs;
+        for (&blk, &(copy, escape)) in self.overlay.blocks.range(from..end) {
+            let mut b = vec![0u8; bs as usize];
+            self.disk
+                .read_at(&mut b, copy)
+                .map_err(|source| Error::Io {
+                    fs: self.fs,
+                    offset: copy,
+                    len: bs,
+                    source,
+                })?;
+            if escape {
+                b[..4].copy_from_slice(&0xC03B_3998u32.to_be_bytes());
+            }
+            let a = blk.max(offset);
+            let z = (blk + bs).min(end);
+            buf[(a - offset) as usize..(z - offset) as usize]
+                .copy_from_slice(&b[(a - blk) as usize..(z - blk) as usize]);
+        }
+        Ok(())
     }
 
     /// `len` bytes at `offset` (callers bound `len`).

@@ -5,13 +5,15 @@
 //! extents read as zeros), legacy direct/indirect block maps (ext2/3),
 //! holes, inline data (files and directories), linear and htree
 //! directories (htree read linearly), fast, slow and inline symlinks.
-//! Checksums (`metadata_csum`, `gdt_csum`) are not verified, and the
-//! journal is not replayed (a filesystem with `needs_recovery` is read as
-//! it is on disk).
+//! Checksums (`metadata_csum`, `gdt_csum`) are not verified. A
+//! filesystem with `needs_recovery` has its internal journal replayed in
+//! memory (see the `jbd2` module): committed blocks are read from the
+//! journal, nothing is written.
 //!
 //! Refused with [`Error::Unsupported`]: `INCOMPAT_COMPRESSION`,
 //! `INCOMPAT_JOURNAL_DEV` (an external journal device, not a
-//! filesystem), `INCOMPAT_DIRDATA`, unknown INCOMPAT bits, encrypted files
+//! filesystem), recovery from an external journal or with jbd2 fast
+//! commits, `INCOMPAT_DIRDATA`, unknown INCOMPAT bits, encrypted files
 //! and directories (`INCOMPAT_ENCRYPT` inodes), block sizes above 64 KiB.
 
 use crate::dev::{gather, le16, le32, phys_of, u8_at, Dev, Run};
@@ -27,7 +29,10 @@ const SB_OFF: u64 = 1024;
 const ROOT_INO: u64 = 2;
 
 const INCOMPAT_FILETYPE: u32 = 0x2;
+const INCOMPAT_RECOVER: u32 = 0x4;
 const INCOMPAT_META_BG: u32 = 0x10;
+/// Largest internal journal we replay (mke2fs makes at most 1 GiB).
+const MAX_JOURNAL_BYTES: u64 = 2 << 30;
 const INCOMPAT_EXTENTS: u32 = 0x40;
 const INCOMPAT_64BIT: u32 = 0x80;
 const INCOMPAT_FLEX_BG: u32 = 0x200;
@@ -130,6 +135,7 @@ impl Ext4 {
             return Err(Error::unsupported(FS, incompat_name(bit)));
         }
         let is64 = incompat & INCOMPAT_64BIT != 0;
+        let journal_inum = le32(&sb, 0xE0) as u64;
         let blocks = le32(&sb, 0x4) as u64
             | if is64 {
                 (le32(&sb, 0x150) as u64) << 32
@@ -159,7 +165,33 @@ impl Ext4 {
             ro_compat: le32(&sb, 0x64),
             dev,
         };
-        fs.check_geometry()
+        let mut fs = fs.check_geometry()?;
+        if incompat & INCOMPAT_RECOVER != 0 {
+            fs.replay_journal(journal_inum)?;
+        }
+        Ok(fs)
+    }
+
+    /// Lay the committed but not yet checkpointed blocks of the internal
+    /// journal over our reads (read-only recovery).
+    fn replay_journal(&mut self, ino: u64) -> Result<()> {
+        if ino == 0 {
+            return Err(Error::unsupported(
+                FS,
+                "recovery from an external journal device (needs_recovery without a journal inode)",
+            ));
+        }
+        let j = self.inode(ino)?;
+        if j.size > MAX_JOURNAL_BYTES {
+            return Err(Error::TooLarge {
+                what: format!("journal inode {ino}"),
+                size: j.size,
+                max: MAX_JOURNAL_BYTES,
+            });
+        }
+        let runs = self.runs(&j, j.size)?;
+        self.dev.overlay = crate::jbd2::replay(&self.dev, &runs, j.size, self.bs, self.blocks)?;
+        Ok(())
     }
 
     fn check_geometry(mut self) -> Result<Self> {

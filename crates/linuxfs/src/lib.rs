@@ -23,6 +23,7 @@ pub mod btrfs;
 mod dev;
 mod error;
 pub mod ext4;
+mod jbd2;
 pub mod xfs;
 
 pub use error::{Error, Result};

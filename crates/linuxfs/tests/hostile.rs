@@ -277,3 +277,61 @@ fn btrfs_hostile() {
     let (opened, refused) = flip_and_walk(raw(&img), &ranges, CASES, 5);
     assert!(opened > 50, "opened {opened}, refused {refused}");
 }
+
+/// A journal that needs recovery (two transactions, one revoke), with
+/// bytes changed in its superblock, descriptor, data, revoke and commit
+/// blocks.
+#[test]
+fn ext4_journal_hostile() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    small_tree(&src);
+    let img = d.path().join("fs.img");
+    run(
+        "mkfs.ext4",
+        &[
+            "-F",
+            "-q",
+            "-b",
+            "4096",
+            "-d",
+            testkit::s(&src),
+            testkit::s(&img),
+            "16M",
+        ],
+    );
+    let blocks = |p: &str| -> Vec<u64> {
+        String::from_utf8(run(
+            "debugfs",
+            &["-R", &format!("blocks {p}"), testkit::s(&img)],
+        ))
+        .unwrap()
+        .split_whitespace()
+        .map(|b| b.parse().unwrap())
+        .collect()
+    };
+    let (b1, b2) = (blocks("/grub/grub.cfg")[0], blocks("/tiny")[0]);
+    let data = d.path().join("data");
+    std::fs::write(&data, noise(4096, 7)).unwrap();
+    let cmds = d.path().join("cmds");
+    let dp = data.display();
+    std::fs::write(
+        &cmds,
+        format!("jo\njw -b {b1} {dp}\njw -b {b2} {dp}\njw -r {b1}\njc\n"),
+    )
+    .unwrap();
+    run(
+        "debugfs",
+        &["-w", "-f", testkit::s(&cmds), testkit::s(&img)],
+    );
+    let journal = blocks("<8>");
+    let ranges: Vec<(u64, u64)> = journal
+        .iter()
+        .take(12)
+        .map(|b| (b * 4096, b * 4096 + 4096))
+        .collect();
+    let fs = open_image(&img);
+    assert_eq!(fs.read_file("/tiny", 10).unwrap(), &noise(4096, 7)[..1]);
+    let (opened, refused) = flip_and_walk(raw(&img), &ranges, CASES, 6);
+    assert!(opened > 50, "opened {opened}, refused {refused}");
+}
