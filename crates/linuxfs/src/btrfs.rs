@@ -41,8 +41,9 @@ const RAID_BITS: u64 = 0x8 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400;
 /// Incompatible features we read.
 const INCOMPAT_READ: u64 =
     0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x10000;
-/// Nodes one tree search may visit, items it may return.
-const MAX_NODES: usize = 1 << 16;
+/// Nodes one tree search may visit, items it may return (their bytes
+/// are bounded by [`MAX_DIR_BYTES`]).
+const MAX_NODES: usize = 1 << 12;
 const MAX_ITEMS: usize = 1 << 18;
 const MAX_CHUNKS: usize = 1 << 16;
 /// Marks the "inode number" of a directory entry that is another
@@ -269,7 +270,7 @@ impl Btrfs {
         hi: Key,
         out: &mut Vec<(Key, Vec<u8>, u64)>,
     ) -> Result<()> {
-        let mut budget = MAX_NODES;
+        let mut budget = (MAX_NODES, MAX_DIR_BYTES as usize);
         self.search_node(root.0, root.1, lo, hi, SB_OFF, out, &mut budget)
     }
 
@@ -282,14 +283,14 @@ impl Btrfs {
         hi: Key,
         at: u64,
         out: &mut Vec<(Key, Vec<u8>, u64)>,
-        budget: &mut usize,
+        budget: &mut (usize, usize),
     ) -> Result<()> {
         if level > 7 {
             return Err(self
                 .dev
                 .corrupt(at, format!("tree level {level}: expected at most 7")));
         }
-        *budget = budget.checked_sub(1).ok_or_else(|| {
+        budget.0 = budget.0.checked_sub(1).ok_or_else(|| {
             self.dev.corrupt(
                 at,
                 format!("tree search visits more than {MAX_NODES} nodes"),
@@ -322,6 +323,14 @@ impl Btrfs {
                         format!("item data at {off}+{size}: expected inside the {body}-byte leaf"),
                     ));
                 }
+                budget.1 = budget
+                    .1
+                    .checked_sub(size + 64)
+                    .ok_or_else(|| Error::TooLarge {
+                        what: "tree search result".into(),
+                        size: MAX_DIR_BYTES + 1,
+                        max: MAX_DIR_BYTES,
+                    })?;
                 if out.len() >= MAX_ITEMS {
                     return Err(Error::TooLarge {
                         what: "tree search result".into(),

@@ -196,7 +196,9 @@ pub(crate) fn replay(
             continue;
         }
         let phys = phys_of(runs, jb * bs);
-        out.blocks.insert(block * bs, (phys, escape));
+        if phys != 0 {
+            out.blocks.insert(block * bs, (phys, escape));
+        }
     }
     out.block_size = bs;
     Ok(out)

@@ -3,7 +3,8 @@
 //!
 //! * **ext2/3/4** ([`ext4`]): group descriptors (32/64-bit, `meta_bg`),
 //!   extent trees of any depth, legacy block maps, inline data, htree
-//!   directories (read linearly), fast symlinks; checksums are not verified.
+//!   directories (read linearly), fast symlinks, in-memory replay of a
+//!   journal that needs recovery; checksums are not verified.
 //! * **XFS v5 and v4** ([`xfs`]): inodes located by number arithmetic, local /
 //!   extent / B+tree forks, shortform, block, leaf and node directories,
 //!   local and remote symlinks.

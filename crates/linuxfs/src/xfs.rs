@@ -250,7 +250,7 @@ impl Xfs {
         let slot = ino & ((1 << self.inopblog) - 1);
         let fsb = ino >> self.inopblog;
         let blk = self.fsb_offset(fsb, 1, 56, &format!("inode {ino}"))?;
-        let off = blk + slot * self.inode_size;
+        let off = blk.saturating_add(slot * self.inode_size);
         let raw = self.dev.read(off, self.inode_size as usize, "inode")?;
         if be16(&raw, 0) != INODE_MAGIC {
             return Err(self.dev.corrupt(
@@ -362,7 +362,7 @@ impl Xfs {
         out: &mut Vec<Ext>,
     ) -> Result<()> {
         *nodes += 1;
-        if *nodes > max + 1 {
+        if *nodes > max.min(1 << 16) + 1 {
             return Err(self.dev.corrupt(
                 at,
                 format!("more than {max} bmap B+tree blocks for {max} extents"),
