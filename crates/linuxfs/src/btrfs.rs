@@ -5,12 +5,13 @@
 //! the default subvolume's filesystem tree (`default` in the root tree's
 //! directory, else the top-level subvolume 5), inode items, directory
 //! index items, and file extents: inline, regular and preallocated,
-//! uncompressed, with holes (including `NO_HOLES`). Checksums are not
+//! uncompressed or compressed with zlib or zstd, with holes (including
+//! `NO_HOLES`). Checksums are not
 //! verified and the log tree is not replayed.
 //!
 //! Refused with [`Error::Unsupported`]: multi-device filesystems, RAID
-//! chunk profiles (RAID0/1/10/5/6/1C3/1C4), compressed extents (zlib, lzo,
-//! zstd), encrypted extents, `ZONED`, `EXTENT_TREE_V2`,
+//! chunk profiles (RAID0/1/10/5/6/1C3/1C4), lzo-compressed extents,
+//! encrypted extents, `ZONED`, `EXTENT_TREE_V2`,
 //! `RAID_STRIPE_TREE` and unknown incompatible bits, entering another
 //! subvolume (its directory entry is listed as a directory whose `ino` is
 //! [`SUBVOL_BIT`] | subvolume id; stat or lookup below it is refused).
@@ -46,6 +47,9 @@ const INCOMPAT_READ: u64 =
 const MAX_NODES: usize = 1 << 12;
 const MAX_ITEMS: usize = 1 << 18;
 const MAX_CHUNKS: usize = 1 << 16;
+/// Largest compressed extent we decode, on disk and uncompressed (btrfs
+/// writes at most 128 KiB).
+const MAX_COMPRESSED: u64 = 8 << 20;
 /// Marks the "inode number" of a directory entry that is another
 /// subvolume (its id in the low bits): listed, never entered.
 pub const SUBVOL_BIT: u64 = 1 << 63;
@@ -455,13 +459,8 @@ impl Btrfs {
             }
             let (ram, compression, encryption, ty) =
                 (le64(&e, 8), u8_at(&e, 16), u8_at(&e, 17), u8_at(&e, 20));
-            if compression != 0 {
-                let name = match compression {
-                    1 => "zlib",
-                    2 => "lzo",
-                    3 => "zstd",
-                    _ => "unknown",
-                };
+            if compression == 2 || compression > 3 {
+                let name = if compression == 2 { "lzo" } else { "unknown" };
                 return Err(Error::unsupported(
                     FS,
                     format!(
@@ -479,7 +478,12 @@ impl Btrfs {
             let start = k.offset as usize;
             match ty {
                 0 => {
-                    let data = e.get(21..).unwrap_or(&[]);
+                    let raw = e.get(21..).unwrap_or(&[]);
+                    let data = if compression != 0 {
+                        self.decompress(compression, raw, ram, at)?
+                    } else {
+                        raw.to_vec()
+                    };
                     let n = data.len().min(ram as usize).min(out.len() - start);
                     out[start..start + n].copy_from_slice(&data[..n]);
                 }
@@ -495,6 +499,23 @@ impl Btrfs {
                         continue; // a hole, or preallocated: zeros
                     }
                     let n = num.min(len - k.offset);
+                    if compression != 0 {
+                        // The whole extent is one compressed stream; the
+                        // file sees [offset, offset + num) of it.
+                        let disk_len = le64(&e, 29);
+                        if disk_len > MAX_COMPRESSED {
+                            return Err(self.dev.corrupt(at, format!("compressed extent of {disk_len} bytes on disk: expected at most {MAX_COMPRESSED}")));
+                        }
+                        let phys = self.map(bytenr, disk_len, at)?;
+                        let raw = self
+                            .dev
+                            .read(phys, disk_len as usize, "compressed extent")?;
+                        let data = self.decompress(compression, &raw, ram, phys)?;
+                        let from = (offset as usize).min(data.len());
+                        let m = (data.len() - from).min(n as usize);
+                        out[start..start + m].copy_from_slice(&data[from..from + m]);
+                        continue;
+                    }
                     let phys = self.map(bytenr.saturating_add(offset), n, at)?;
                     self.dev
                         .read_into(&mut out[start..start + n as usize], phys, "file data")?;
@@ -507,6 +528,36 @@ impl Btrfs {
                 }
             }
         }
+        Ok(out)
+    }
+}
+
+impl Btrfs {
+    /// Decompress one zlib (1) or zstd (3) extent of `ram` bytes.
+    fn decompress(&self, codec: u8, src: &[u8], ram: u64, at: u64) -> Result<Vec<u8>> {
+        use std::io::Read;
+        if ram > MAX_COMPRESSED {
+            return Err(self.dev.corrupt(at, format!("compressed extent of {ram} bytes uncompressed: expected at most {MAX_COMPRESSED}")));
+        }
+        let mut out = Vec::with_capacity(ram as usize);
+        let (name, r) = if codec == 1 {
+            (
+                "zlib",
+                flate2::read::ZlibDecoder::new(src)
+                    .take(ram)
+                    .read_to_end(&mut out),
+            )
+        } else {
+            let r = zstd::stream::read::Decoder::with_buffer(src)
+                .and_then(|d| d.take(ram).read_to_end(&mut out));
+            ("zstd", r)
+        };
+        r.map_err(|source| Error::Decompress {
+            fs: FS,
+            offset: at,
+            codec: name,
+            source,
+        })?;
         Ok(out)
     }
 }

@@ -30,6 +30,19 @@ pub enum Error {
         /// What was found and what was expected.
         what: String,
     },
+    /// A compressed extent does not decompress.
+    #[error("{fs}: {codec} extent at byte offset {offset:#x} does not decompress")]
+    Decompress {
+        /// Filesystem type.
+        fs: &'static str,
+        /// Byte offset of the extent (or of its item).
+        offset: u64,
+        /// "zlib" or "zstd".
+        codec: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A valid filesystem uses a feature this reader does not implement.
     #[error("{fs}: unsupported feature: {feature}")]
     Unsupported {

@@ -224,35 +224,7 @@ fn btrfs_hostile() {
     let fs = open_image(&img);
     assert_eq!(fs.read_dir("/many").unwrap().len(), 400);
     // Node logical addresses, mapped through the (single) chunks.
-    let chunks = String::from_utf8(run(
-        "btrfs",
-        &[
-            "inspect-internal",
-            "dump-tree",
-            "-t",
-            "chunk",
-            testkit::s(&img),
-        ],
-    ))
-    .unwrap();
-    let mut map = Vec::new(); // (logical, len, physical)
-    let lines: Vec<&str> = chunks.lines().collect();
-    for (n, l) in lines.iter().enumerate() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() > 5 && f[3] == "(FIRST_CHUNK_TREE" && f[4] == "CHUNK_ITEM" {
-            let logical: u64 = f[5].trim_end_matches(')').parse().unwrap();
-            let len: u64 = lines[n + 1]
-                .split_whitespace()
-                .nth(1)
-                .unwrap()
-                .parse()
-                .unwrap();
-            let stripe = lines[n + 4].split_whitespace().collect::<Vec<_>>();
-            assert_eq!(stripe[0], "stripe", "{}", lines[n + 4]);
-            map.push((logical, len, stripe[5].parse::<u64>().unwrap()));
-        }
-    }
-    assert!(!map.is_empty(), "{chunks}");
+    let map = btrfs_chunk_map(&img);
     let mut ranges = vec![(0x10000u64, 0x10000 + 4096)];
     for t in ["root", "chunk", "fs"] {
         let out = String::from_utf8(run(

@@ -331,3 +331,38 @@ pub fn assert_mtimes(fs: &dyn LinuxFs, src: &Path) {
         }
     }
 }
+
+/// The chunks `btrfs inspect-internal dump-tree -t chunk` lists:
+/// (logical, length, physical offset of the first stripe).
+pub fn btrfs_chunk_map(img: &Path) -> Vec<(u64, u64, u64)> {
+    let chunks = String::from_utf8(run(
+        "btrfs",
+        &[
+            "inspect-internal",
+            "dump-tree",
+            "-t",
+            "chunk",
+            img.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let lines: Vec<&str> = chunks.lines().collect();
+    let mut map = Vec::new();
+    for (n, l) in lines.iter().enumerate() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() > 5 && f[3] == "(FIRST_CHUNK_TREE" && f[4] == "CHUNK_ITEM" {
+            let logical: u64 = f[5].trim_end_matches(')').parse().unwrap();
+            let len: u64 = lines[n + 1]
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            let stripe = lines[n + 4].split_whitespace().collect::<Vec<_>>();
+            assert_eq!(stripe[0], "stripe", "{}", lines[n + 4]);
+            map.push((logical, len, stripe[5].parse::<u64>().unwrap()));
+        }
+    }
+    assert!(!map.is_empty(), "{chunks}");
+    map
+}
