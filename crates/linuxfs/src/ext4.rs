@@ -52,6 +52,7 @@ const INCOMPAT_READ: u32 = 0x2 // FILETYPE
     | 0x20000; // CASEFOLD (names are matched exactly)
 const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 const RO_COMPAT_HUGE_FILE: u32 = 0x8;
+const RO_COMPAT_BIGALLOC: u32 = 0x200;
 const COMPAT_HAS_JOURNAL: u32 = 0x4;
 
 const FL_ENCRYPT: u32 = 0x800;
@@ -90,6 +91,8 @@ pub struct Ext4 {
     compat: u32,
     incompat: u32,
     ro_compat: u32,
+    /// log2(blocks per cluster) with `bigalloc`, else 0.
+    cluster_bits: u32,
 }
 
 /// One inode as read from disk.
@@ -163,6 +166,11 @@ impl Ext4 {
             compat: le32(&sb, 0x5C),
             incompat,
             ro_compat: le32(&sb, 0x64),
+            cluster_bits: if le32(&sb, 0x64) & RO_COMPAT_BIGALLOC != 0 {
+                le32(&sb, 0x1C).saturating_sub(log).min(16)
+            } else {
+                0
+            },
             dev,
         };
         let mut fs = fs.check_geometry()?;
@@ -215,13 +223,14 @@ impl Ext4 {
                 ),
             );
         }
-        if self.blocks_per_group == 0 || self.blocks_per_group > 8 * self.bs {
+        // A group's bitmap block covers 8 * block size clusters.
+        let max_bpg = (8 * self.bs) << self.cluster_bits;
+        if self.blocks_per_group == 0 || self.blocks_per_group > max_bpg {
             return bad(
                 0x20,
                 format!(
-                    "{} blocks per group: expected 1..={}",
-                    self.blocks_per_group,
-                    8 * self.bs
+                    "{} blocks per group: expected 1..={max_bpg}",
+                    self.blocks_per_group
                 ),
             );
         }
@@ -300,12 +309,18 @@ impl Ext4 {
         let per_block = self.bs / self.desc_size;
         if self.incompat & INCOMPAT_META_BG != 0 && g / per_block >= self.first_meta_bg {
             let first = g / per_block * per_block;
+            // 1 KiB blocks with bigalloc: block 0 holds no superblock but
+            // group 0 still keeps it in block 1.
+            let quirk = self.bs == 1024 && first == 0 && self.first_data_block == 0;
             let block = self.first_data_block
                 + first * self.blocks_per_group
-                + u64::from(self.has_super(first));
+                + u64::from(self.has_super(first))
+                + u64::from(quirk);
             block * self.bs + (g % per_block) * self.desc_size
         } else {
-            (self.first_data_block + 1) * self.bs + g * self.desc_size
+            // The block after the superblock's (block 1 of 1 KiB blocks,
+            // even with bigalloc's first data block 0).
+            (SB_OFF / self.bs + 1) * self.bs + g * self.desc_size
         }
     }
 

@@ -133,6 +133,25 @@ fn ext2_without_filetype() {
     check(&img, &src, "ext2");
 }
 
+/// Clusters of 4 blocks (`bigalloc`) and 128-byte inodes (no extra
+/// fields: no high timestamp bits, no in-inode attributes).
+#[test]
+fn ext4_bigalloc_small_inodes() {
+    let d = tempfile::tempdir().unwrap();
+    let (img, src) = make(
+        d.path(),
+        "mkfs.ext4",
+        &["-O", "bigalloc", "-C", "16384", "-I", "128"],
+        "128M",
+    );
+    let h = String::from_utf8(run("dumpe2fs", &["-h", testkit::s(&img)])).unwrap();
+    assert!(
+        h.contains("bigalloc") && h.contains("Inode size:\t          128"),
+        "{h}"
+    );
+    check(&img, &src, "ext4");
+}
+
 #[test]
 fn ext4_inline_data() {
     let d = tempfile::tempdir().unwrap();
