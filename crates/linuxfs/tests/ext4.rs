@@ -352,3 +352,24 @@ fn ext4_journal_replayed_in_memory() {
     assert_eq!(ours[1], b"second file\n");
     assert_eq!(&ours[2][..4], &0xC03B_3998u32.to_be_bytes());
 }
+
+/// More mke2fs layouts, each read back whole against the source tree.
+#[test]
+fn ext4_feature_matrix() {
+    let d = tempfile::tempdir().unwrap();
+    for args in [
+        &["-b", "2048"][..],
+        &["-O", "^64bit,^flex_bg,^metadata_csum,uninit_bg"],
+        &["-O", "sparse_super2", "-E", "num_backup_sb=1"],
+        &["-O", "^sparse_super,^dir_index,^resize_inode"],
+        &["-O", "casefold,encrypt"],
+        &["-O", "^has_journal,^resize_inode,meta_bg", "-b", "1024"],
+        &["-O", "ea_inode,large_dir", "-I", "1024"],
+    ] {
+        let (img, src) = make(d.path(), "mkfs.ext4", args, "64M");
+        let fs = open_image(&img);
+        assert_eq!(fs.fs_type(), "ext4", "{args:?}");
+        assert_holds(&*fs, &src, "/");
+        assert_links(&*fs, &src);
+    }
+}
