@@ -273,3 +273,21 @@ fn xfs_refusals_are_named() {
     let e = linuxfs::open(Box::new(MemDisk(bad))).unwrap_err();
     assert!(e.to_string().contains("XFS v3"), "{e}");
 }
+
+/// More mkfs.xfs layouts, each read back whole against the source tree.
+#[test]
+fn xfs_feature_matrix() {
+    let d = tempfile::tempdir().unwrap();
+    for args in [
+        &["-i", "size=2048", "-m", "bigtime=0"][..],
+        &["-i", "sparse=0", "-m", "finobt=0,reflink=0,rmapbt=1"],
+        &["-b", "size=65536", "-n", "size=65536"],
+        &["-b", "size=2048", "-n", "size=8192", "-d", "agcount=2"],
+    ] {
+        let (img, src) = make(d.path(), args);
+        let fs = open_image(&img);
+        assert_holds(&*fs, &src, "/");
+        assert_links(&*fs, &src);
+        assert_matches_xfs_db(&*fs, &img);
+    }
+}
