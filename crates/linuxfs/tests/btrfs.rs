@@ -234,3 +234,19 @@ fn btrfs_zstd_and_zlib_extents() {
         "vs btrfs restore"
     );
 }
+
+/// More mkfs.btrfs layouts, each read back whole against the source tree.
+#[test]
+fn btrfs_feature_matrix() {
+    let d = tempfile::tempdir().unwrap();
+    for args in [
+        &["-n", "65536", "--csum", "xxhash"][..],
+        &["-O", "^no-holes,^skinny-metadata"],
+        &["-d", "dup", "-m", "dup"],
+    ] {
+        let (img, src) = make(d.path(), args);
+        let fs = open_image(&img);
+        assert_holds(&*fs, &src, "/");
+        assert_links(&*fs, &src);
+    }
+}
