@@ -26,7 +26,10 @@ fn run(prog: &str, args: &[&str]) -> Vec<u8> {
 
 fn unxz(dir: &Path, name: &str) -> PathBuf {
     let out = dir.join(name);
-    let bytes = run("xz", &["-dc", s(&testdata("hives").join(format!("{name}.xz")))]);
+    let bytes = run(
+        "xz",
+        &["-dc", s(&testdata("hives").join(format!("{name}.xz")))],
+    );
     std::fs::write(&out, bytes).unwrap();
     out
 }
@@ -49,10 +52,7 @@ fn regipy_recover(primary: &Path, log: &Path, out: &Path) {
         env!("CARGO_MANIFEST_DIR"),
         "/../regf/tests/support/regipy_dump.py"
     );
-    run(
-        "python3",
-        &[script, s(primary), s(log), s(out)],
-    );
+    run("python3", &[script, s(primary), s(log), s(out)]);
     let mut b = std::fs::read(out).unwrap();
     let c = regf::checksum(&b);
     b[508..512].copy_from_slice(&c.to_le_bytes());
@@ -115,23 +115,36 @@ fn a_dirty_hive_is_replayed_edited_committed_once_and_its_logs_reset() {
     };
     let rep = execute(&plan, &open(), &host_files).unwrap();
     assert_eq!(rep.lines.len(), 2, "{:?}", rep.lines);
-    assert!(rep.lines[0].contains(r"set Software\h2k-test\planned"), "{:?}", rep.lines);
+    assert!(
+        rep.lines[0].contains(r"set Software\h2k-test\planned"),
+        "{:?}",
+        rep.lines
+    );
     assert!(rep.lines[1].contains("already so"), "{:?}", rep.lines);
     assert!(
-        rep.checks.iter().any(|c| c.contains("after replaying its logs")),
+        rep.checks
+            .iter()
+            .any(|c| c.contains("after replaying its logs")),
         "{:?}",
         rep.checks
     );
 
     // Read back with ntfs-3g; compare with regipy's recovery.
     let ours = d.join("ours.dat");
-    std::fs::write(&ours, run("ntfscat", &["-f", s(&vol_img), "/Users/u/NTUSER.DAT"])).unwrap();
+    std::fs::write(
+        &ours,
+        run("ntfscat", &["-f", s(&vol_img), "/Users/u/NTUSER.DAT"]),
+    )
+    .unwrap();
     let theirs = d.join("theirs.dat");
     regipy_recover(&primary, &log1, &theirs);
     let (a, b) = (export(&ours), export(&theirs));
     let only_ours: Vec<&String> = a.difference(&b).collect();
     let only_theirs: Vec<&String> = b.difference(&a).collect();
-    assert!(only_theirs.is_empty(), "logged changes lost: {only_theirs:?}");
+    assert!(
+        only_theirs.is_empty(),
+        "logged changes lost: {only_theirs:?}"
+    );
     // hivexregedit writes REG_SZ as hex(1): UTF-16LE "yes" and its NUL.
     assert_eq!(
         only_ours,

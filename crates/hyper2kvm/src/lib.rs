@@ -8,3 +8,4 @@ pub mod driverdisk;
 pub mod fixtures;
 pub mod migrate;
 pub mod validate;
+pub mod winfix;

@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod driver_disk;
 pub mod fix_geometry;
+pub mod fix_windows;
 pub mod fs;
 pub mod hive;
 pub mod info;
