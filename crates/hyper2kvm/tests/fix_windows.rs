@@ -393,3 +393,30 @@ fn other_formats_are_refused() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("never a source"));
 }
+
+#[test]
+fn win7_on_a_qcow2_output_is_fixed_in_place() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let (raw, _) = win7_disk(dir, false);
+    let tree = media(dir);
+    let q = dir.join("win7.qcow2");
+    testkit::qemu::qemu_convert(&raw, "raw", "qcow2", &[], &q);
+    ok(&fix(&[&q], &tree, &[]));
+    let check = testkit::qemu::qemu_check(&q);
+    assert_eq!(check["corruptions"].as_u64().unwrap_or(0), 0, "{check}");
+    assert_eq!(check["leaks"].as_u64().unwrap_or(0), 0, "{check}");
+    let once = sha(&q);
+    let back = dir.join("back.raw");
+    testkit::qemu::qemu_convert(&q, "qcow2", "raw", &[], &back);
+    let p2 = extract(&back, W7_P2.0, W7_P2.1, &dir.join("p2.img"));
+    ntfsfix_clean(&p2);
+    let system = hive_of(&p2, "Windows/System32/config/SYSTEM", &dir.join("SYSTEM"));
+    assert_eq!(
+        hivexget(&system, "\\ControlSet001\\Services\\viostor", "Start"),
+        "0"
+    );
+    let out = ok(&fix(&[&q], &tree, &[]));
+    assert!(out.contains("0 action(s) changed the image(s)"), "{out}");
+    assert_eq!(sha(&q), once, "the second run changed the qcow2");
+}
