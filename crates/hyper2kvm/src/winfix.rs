@@ -7,7 +7,7 @@
 //! selects and hashes the drivers for the install's OS and architecture,
 //! opens SYSTEM and SOFTWARE with their transaction logs replayed, reads
 //! the guest's volumes read-only ([`VolumeAccess`]) and returns the typed
-//! actions. Nothing is written. [`open_source`] is the executor's file
+//! actions. Nothing is written. [`Sources`] is the executor's file
 //! opener for host files and ISO members.
 
 use crate::driverdisk;
@@ -222,26 +222,42 @@ pub fn plan_windows(
     )?)
 }
 
-/// The executor's opener: host files, inline bytes, and members of an ISO
-/// image (the virtio-win ISO) read through the `iso9660` crate into an
-/// anonymous temporary file.
-pub fn open_source(src: &FileSource) -> std::io::Result<Box<dyn Read>> {
-    match src {
-        FileSource::Iso { iso, path } => {
-            let other =
-                |e: iso9660::Error| std::io::Error::other(format!("{}: {e}", iso.display()));
-            let img = iso9660::Iso::open(iso).map_err(other)?;
-            let e = img.find(path).map_err(other)?.ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{}: no {path} inside", iso.display()),
-                )
-            })?;
-            let mut tmp = tempfile::tempfile()?;
-            img.copy_to(&e, &mut tmp).map_err(other)?;
-            std::io::Seek::rewind(&mut tmp)?;
-            Ok(Box::new(tmp))
+/// The executor's file opener: host files, inline bytes, and members of
+/// ISO images (the virtio-win ISO) read through the `iso9660` crate into an
+/// anonymous temporary file. Each ISO is opened once and kept for the
+/// following members (the executor opens every source twice: to verify
+/// it, then to write it).
+#[derive(Default)]
+pub struct Sources {
+    isos: std::cell::RefCell<Vec<(PathBuf, std::rc::Rc<iso9660::Iso<std::fs::File>>)>>,
+}
+
+impl Sources {
+    /// Open the bytes of `src`.
+    pub fn open(&self, src: &FileSource) -> std::io::Result<Box<dyn Read>> {
+        let FileSource::Iso { iso, path } = src else {
+            return guest::apply::host_files(src);
+        };
+        let other = |e: iso9660::Error| std::io::Error::other(format!("{}: {e}", iso.display()));
+        let img = self.iso(iso).map_err(other)?;
+        let e = img.find(path).map_err(other)?.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{}: no {path} inside", iso.display()),
+            )
+        })?;
+        let mut tmp = tempfile::tempfile()?;
+        img.copy_to(&e, &mut tmp).map_err(other)?;
+        std::io::Seek::rewind(&mut tmp)?;
+        Ok(Box::new(tmp))
+    }
+
+    fn iso(&self, path: &Path) -> Result<std::rc::Rc<iso9660::Iso<std::fs::File>>, iso9660::Error> {
+        if let Some((_, i)) = self.isos.borrow().iter().find(|(p, _)| p == path) {
+            return Ok(i.clone());
         }
-        other => guest::apply::host_files(other),
+        let i = std::rc::Rc::new(iso9660::Iso::open(path)?);
+        self.isos.borrow_mut().push((path.to_path_buf(), i.clone()));
+        Ok(i)
     }
 }

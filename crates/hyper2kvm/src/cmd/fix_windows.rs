@@ -189,7 +189,8 @@ fn execute(
             Fmt::Qcow2 => Arc::new(vdisk::qcow2::open_rw(p).with_context(ctx)?),
         });
     }
-    let r = guest::apply::execute(actions, &disks, &winfix::open_source)
+    let sources = winfix::Sources::default();
+    let r = guest::apply::execute(actions, &disks, &|f| sources.open(f))
         .context("applying the Windows fix")?;
     for (d, p) in disks.iter().zip(images) {
         d.flush()

@@ -787,7 +787,8 @@ fn apply(plan: &Plan, staged: &[(PathBuf, PathBuf)], report: &mut Report) -> Res
         };
         disks.push(d);
     }
-    let r = guest::apply::execute(&plan.actions, &disks, &crate::winfix::open_source)
+    let sources = crate::winfix::Sources::default();
+    let r = guest::apply::execute(&plan.actions, &disks, &|f| sources.open(f))
         .context("applying the plan to the converted disks")?;
     for d in &disks {
         d.flush().context("flushing an output disk")?;
