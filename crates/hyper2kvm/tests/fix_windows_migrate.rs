@@ -147,3 +147,33 @@ fn migrate_fixes_the_windows_7_guest_it_finds() {
         .to_string_lossy()
         .ends_with(".hyper2kvm-backup")));
 }
+
+#[test]
+fn migrate_refuses_a_hibernated_windows_before_writing_anything() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let (raw, _) = win7_disk(dir, true);
+    let src = vmx(dir, &raw);
+    let tree = fake_virtio_win(&dir.join("vw"), "iso-list.txt", &[]).join("cd");
+    let before = support::sha(&raw);
+    let out = dir.join("out");
+    let o = Command::new(bin())
+        .arg("migrate")
+        .arg(&src)
+        .arg("--out")
+        .arg(&out)
+        .arg("--virtio-win")
+        .arg(&tree)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("[hibernated]"), "{err}");
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["report.json"]);
+    assert_eq!(support::sha(&raw), before);
+}

@@ -112,9 +112,10 @@ impl Fixer for GeometryFixer {
     }
 }
 
-/// What a real migration still needs that hyper2kvm does not do yet
-/// (Windows driver injection comes with the Windows fixers), as `Manual`
-/// actions on the boot disk's guest.
+/// What a real migration still needs that hyper2kvm does not do yet, as
+/// `Manual` actions on the boot disk's guest. Boot storage of the Windows
+/// installs found on the disks is [`WindowsStorageFixer`]'s; this one
+/// names it only for a Windows guest where no install was found.
 pub struct PendingOsWork;
 
 impl Fixer for PendingOsWork {
