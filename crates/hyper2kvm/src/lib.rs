@@ -10,3 +10,4 @@ pub mod errors;
 pub mod fixtures;
 pub mod migrate;
 pub mod validate;
+pub mod winfix;

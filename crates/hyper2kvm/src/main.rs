@@ -27,6 +27,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Fix CHS geometry mismatches on an output image.
     FixGeometry(cmd::fix_geometry::Args),
+    /// Make Windows on output images boot on VirtIO storage (in place).
+    FixWindows(cmd::fix_windows::Args),
     /// Offline guest filesystem access (ls, cat, put, mkdir, rm, check).
     Fs(cmd::fs::Args),
     /// Migrate a VM: inspect, plan, convert, fix, write domains, validate.
@@ -107,6 +109,7 @@ fn main() {
         Command::Hive(a) => cmd::hive::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::FixGeometry(a) => cmd::fix_geometry::run(a),
+        Command::FixWindows(a) => cmd::fix_windows::run(a),
         Command::Fs(a) => cmd::fs::run(a),
         Command::Migrate(a) => cmd::migrate::run(a),
         Command::Validate(a) => cmd::validate::run(a),

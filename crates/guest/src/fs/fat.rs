@@ -86,6 +86,9 @@ pub(crate) struct FatFs<T: fatfs::ReadWriteSeek> {
     fs: Option<fatfs::FileSystem<T>>,
     writable: bool,
     repair: Option<Box<dyn DiskWrite>>,
+    /// The disk after [`Ops::flush`] unmounted the filesystem, so
+    /// [`Ops::check`] can still read it.
+    unmounted: Option<Box<dyn DiskWrite>>,
 }
 
 impl<D: Disk + 'static> FatFs<RoIo<D>> {
@@ -96,6 +99,7 @@ impl<D: Disk + 'static> FatFs<RoIo<D>> {
             fs: Some(fs),
             writable: false,
             repair: None,
+            unmounted: None,
         }))
     }
 }
@@ -109,6 +113,7 @@ impl<D: DiskWrite + 'static> FatFs<RwIo<Shared<D>>> {
             fs: Some(fs),
             writable: true,
             repair: Some(Box::new(Shared(a))),
+            unmounted: None,
         }))
     }
 }
@@ -257,25 +262,17 @@ impl<T: fatfs::ReadWriteSeek> Ops for FatFs<T> {
         root.rename(&rel(from), &root, &rel(to)).map_err(fe)
     }
     fn check(&self) -> Result<CheckResult> {
-        let flags = self.fs().read_status_flags().map_err(fe)?;
-        let st = self.fs().stats().map_err(fe)?;
-        let mut errors = Vec::new();
-        if flags.dirty() {
-            errors.push("volume dirty flag set".into());
-        }
-        if flags.io_error() {
-            errors.push("volume I/O error flag set".into());
-        }
-        Ok(CheckResult {
-            summary: format!(
-                "{:?}: {} of {} clusters free",
-                self.fs().fat_type(),
-                st.free_clusters(),
-                st.total_clusters()
+        match (&self.fs, &self.unmounted) {
+            (Some(fs), _) => check_fs(fs),
+            // Flushed (unmounted): check what is on the disk now.
+            (None, Some(d)) => check_fs(
+                &fatfs::FileSystem::new(RoIo(Cursor::new(&**d)), fatfs::FsOptions::new())
+                    .map_err(fe)?,
             ),
-            errors,
-            warnings: vec![],
-        })
+            (None, None) => Err(FsError::Unsupported(
+                "the FAT filesystem is no longer mounted".into(),
+            )),
+        }
     }
     fn flush(&mut self) -> Result<()> {
         if self.writable {
@@ -285,10 +282,34 @@ impl<T: fatfs::ReadWriteSeek> Ops for FatFs<T> {
             if let Some(d) = self.repair.take() {
                 super::fatfix::fix_dot_entries(&*d)?;
                 d.flush()?;
+                self.unmounted = Some(d);
             }
         }
         Ok(())
     }
+}
+
+/// The status flags and free space of a mounted FAT filesystem.
+fn check_fs<T: fatfs::ReadWriteSeek>(fs: &fatfs::FileSystem<T>) -> Result<CheckResult> {
+    let flags = fs.read_status_flags().map_err(fe)?;
+    let st = fs.stats().map_err(fe)?;
+    let mut errors = Vec::new();
+    if flags.dirty() {
+        errors.push("volume dirty flag set".into());
+    }
+    if flags.io_error() {
+        errors.push("volume I/O error flag set".into());
+    }
+    Ok(CheckResult {
+        summary: format!(
+            "{:?}: {} of {} clusters free",
+            fs.fat_type(),
+            st.free_clusters(),
+            st.total_clusters()
+        ),
+        errors,
+        warnings: vec![],
+    })
 }
 
 impl<T: fatfs::ReadWriteSeek> Drop for FatFs<T> {

@@ -4,6 +4,7 @@ pub mod completions;
 pub mod convert;
 pub mod driver_disk;
 pub mod fix_geometry;
+pub mod fix_windows;
 pub mod fs;
 pub mod hive;
 pub mod info;

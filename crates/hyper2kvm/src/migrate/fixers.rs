@@ -39,6 +39,9 @@ pub struct VmView<'a> {
     pub bootstrap_bus: Bus,
     /// Bus of the final domain's disks.
     pub final_bus: Bus,
+    /// Where fixers put what the admin should know but need not act on
+    /// (they become plan warnings).
+    pub warnings: &'a std::cell::RefCell<Vec<String>>,
 }
 
 /// A guest fixer.
@@ -109,9 +112,10 @@ impl Fixer for GeometryFixer {
     }
 }
 
-/// What a real migration still needs that hyper2kvm does not do yet
-/// (Windows driver injection comes with the Windows fixers), as `Manual`
-/// actions on the boot disk's guest.
+/// What a real migration still needs that hyper2kvm does not do yet, as
+/// `Manual` actions on the boot disk's guest. Boot storage of the Windows
+/// installs found on the disks is [`WindowsStorageFixer`]'s; this one
+/// names it only for a Windows guest where no install was found.
 pub struct PendingOsWork;
 
 impl Fixer for PendingOsWork {
@@ -132,17 +136,19 @@ impl Fixer for PendingOsWork {
                 Action::Manual { text: text.into() },
             ))
         };
-        if windows {
+        // Installs found on the disks are [`WindowsStorageFixer`]'s: it
+        // fixes them or says loudly why not. A Windows guest without an
+        // install found cannot be fixed offline at all.
+        if windows && vm.inspection.windows.is_empty() {
             need(
-                "no VirtIO storage driver is installed offline yet",
-                "Windows: VirtIO storage driver not installed: the final domain will fail with STOP 0x7B (INACCESSIBLE_BOOT_DEVICE); boot the bootstrap domain, install the drivers from the virtio-win CD, then switch to the final domain",
+                "no Windows install was found on the disks, so none was fixed offline",
+                NO_STORAGE_DRIVER,
             );
             if os.is_legacy_windows() {
-                need(
-                    "MergeIDE is not applied offline yet",
-                    "Windows XP/2003: MergeIDE not applied: the bootstrap domain uses IDE on i440fx, which the inbox atapi/intelide drivers handle only if the source already used an Intel IDE controller",
-                );
+                need("MergeIDE is not applied offline yet", NO_MERGEIDE);
             }
+        }
+        if windows {
             need(
                 "guest tools of the old hypervisor are not removed offline yet",
                 "Windows: VMware Tools / Hyper-V integration services not disabled; uninstall them after the first boot",
@@ -161,9 +167,82 @@ impl Fixer for PendingOsWork {
     }
 }
 
+/// The `Manual` text of a Windows guest whose boot storage was not fixed.
+pub const NO_STORAGE_DRIVER: &str = "Windows: VirtIO storage driver not installed: the final domain will fail with STOP 0x7B (INACCESSIBLE_BOOT_DEVICE); boot the bootstrap domain, install the drivers from the virtio-win CD, then switch to the final domain";
+
+/// The `Manual` text of an XP/2003 guest whose IDE bootstrap was not fixed.
+pub const NO_MERGEIDE: &str = "Windows XP/2003: MergeIDE not applied: the bootstrap domain uses IDE on i440fx, which the inbox atapi/intelide drivers handle only if the source already used an Intel IDE controller";
+
+/// The Windows boot-storage fix ([`crate::winfix`]) for every Windows
+/// install found on the disks, when `--virtio-win` media is given: the
+/// storage driver of the final bus at boot start in every control set,
+/// its device binding, the bootstrap controller (AHCI, or MergeIDE on
+/// XP/2003), staged drivers, BCD backup and checks, AutoReboot=0. An
+/// install it cannot fix (no media, no driver for the bus on it, an
+/// unreadable hive) gets the loud STOP 0x7B `Manual` line instead; one
+/// that must not be modified offline (hibernated, BitLocker, ...) stops
+/// the migration before anything is written.
+pub struct WindowsStorageFixer;
+
+impl Fixer for WindowsStorageFixer {
+    fn name(&self) -> &'static str {
+        guest::windows::storage::FIXER
+    }
+    fn plan(&self, vm: &VmView) -> anyhow::Result<Vec<PlannedAction>> {
+        use guest::windows::storage::FinalBus;
+        let bus = match vm.final_bus {
+            Bus::VirtioScsi => FinalBus::VirtioScsi,
+            _ => FinalBus::VirtioBlk,
+        };
+        let mut out = vec![];
+        for w in &vm.inspection.windows {
+            let why = match vm.virtio_win {
+                None => "no --virtio-win media was given".to_string(),
+                Some(m) => {
+                    match crate::winfix::plan_windows(vm.disks, vm.inspection, w, &m.media, bus) {
+                        Ok(p) => {
+                            out.extend(p.actions);
+                            vm.warnings.borrow_mut().extend(p.warnings);
+                            continue;
+                        }
+                        Err(e) if e.is_refusal() => {
+                            return Err(anyhow::Error::new(e).context(format!(
+                                "{} on disk {} cannot be fixed offline; nothing was written",
+                                w.product_name, w.system.disk
+                            )))
+                        }
+                        Err(e) => format!("the Windows storage fix failed: {e}"),
+                    }
+                }
+            };
+            out.push(PlannedAction::new(
+                "guest-os",
+                format!("{}: {why}", w.product_name),
+                Action::Manual {
+                    text: NO_STORAGE_DRIVER.into(),
+                },
+            ));
+            if w.major < 6 {
+                out.push(PlannedAction::new(
+                    "guest-os",
+                    format!("{}: {why}", w.product_name),
+                    Action::Manual {
+                        text: NO_MERGEIDE.into(),
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// All fixers, in the order they run.
 pub fn fixers() -> Vec<Box<dyn Fixer>> {
-    vec![Box::new(GeometryFixer), Box::new(PendingOsWork)]
+    vec![
+        Box::new(GeometryFixer),
+        Box::new(WindowsStorageFixer),
+        Box::new(PendingOsWork),
+    ]
 }
 
 /// Run `fixers` over the VM; every action carries its fixer's name.

@@ -32,7 +32,7 @@ use guest::audit::Audit;
 use guest::fixgeo::{FixMode, GeometryPlan};
 use guest::geometry::{Bus, DeviceGeometry};
 use guest::inspect::VmInspection;
-use guest::plan::{Action, FileSource, PlannedAction};
+use guest::plan::{Action, PlannedAction};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -410,6 +410,9 @@ fn inspect(vm: &mut Loaded) -> Inspected {
     if !vm.model.disks.is_empty() {
         vm.model.set_boot_disk(boot.disk);
     }
+    if let Some(w) = guest_os_from_disks(&mut vm.model, &inspection) {
+        warnings.push(w);
+    }
     let uefi = vm.model.firmware.kind == domain::FirmwareKind::Uefi;
     let audits = vm
         .disks
@@ -459,6 +462,44 @@ fn os_disagreements(model: &VmModel, ins: &VmInspection) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The Windows version found on the boot disk wins over the metadata's
+/// hint where they disagree on the NT version, so the domains (i440fx +
+/// IDE for XP/2003, Q35 + AHCI for Vista and later) match the bootstrap
+/// controller the Windows fix prepared. Returns the warning to give.
+fn guest_os_from_disks(model: &mut VmModel, ins: &VmInspection) -> Option<String> {
+    let boot = model.boot_disk().unwrap_or(0);
+    let w = ins
+        .windows
+        .iter()
+        .find(|w| w.system.disk == boot)
+        .or_else(|| ins.windows.first())?;
+    let found = (w.major, w.minor);
+    let meta = model
+        .guest_os
+        .nt_version()
+        .map(|(a, b)| (u32::from(a), u32::from(b)));
+    if meta == Some(found) {
+        return None;
+    }
+    let x64 = if w.arch == guest::drivers::Arch::Amd64 {
+        "_64"
+    } else {
+        ""
+    };
+    let os = domain::GuestOs::parse(&format!("{}{x64}", w.os_id));
+    if !os.is_windows() || os.nt_version().is_none() {
+        return None;
+    }
+    let msg = format!(
+        "guest OS: {} ({}) found on the disks; the metadata said {:?}",
+        w.product_name,
+        os.id(),
+        model.guest_os.raw
+    );
+    model.guest_os = os;
+    Some(msg)
 }
 
 /// Evidence that a disk is the one the firmware should boot, strongest
@@ -597,6 +638,7 @@ fn make_plan(
         }
     };
     let refs: Vec<&dyn Disk> = vm.disks.iter().map(|d| d.as_ref()).collect();
+    let notes = std::cell::RefCell::new(vec![]);
     let view = VmView {
         model,
         disks: &refs,
@@ -606,8 +648,10 @@ fn make_plan(
         virtio_win: vw.as_ref(),
         bootstrap_bus: boot_bus,
         final_bus: fin_bus,
+        warnings: &notes,
     };
     let actions = fixers::plan_all(fixers, &view)?;
+    warnings.extend(notes.into_inner());
     let boot = model.boot_disk().unwrap_or(0);
     let mut disks = vec![];
     for (i, (d, disk)) in model.disks.iter().zip(&vm.disks).enumerate() {
@@ -787,7 +831,8 @@ fn apply(plan: &Plan, staged: &[(PathBuf, PathBuf)], report: &mut Report) -> Res
         };
         disks.push(d);
     }
-    let r = guest::apply::execute(&plan.actions, &disks, &open_file_source)
+    let sources = crate::winfix::Sources::default();
+    let r = guest::apply::execute(&plan.actions, &disks, &|f| sources.open(f))
         .context("applying the plan to the converted disks")?;
     for d in &disks {
         d.flush().context("flushing an output disk")?;
@@ -831,28 +876,6 @@ impl DiskWrite for ReadOnlyGuard {
     }
     fn flush(&self) -> vdisk::Result<()> {
         Ok(())
-    }
-}
-
-/// Opens host files and files inside an ISO (the virtio-win media).
-fn open_file_source(src: &FileSource) -> std::io::Result<Box<dyn std::io::Read>> {
-    match src {
-        FileSource::Iso { iso, path } => {
-            let other =
-                |e: iso9660::Error| std::io::Error::other(format!("{}: {e}", iso.display()));
-            let img = iso9660::Iso::open(iso).map_err(other)?;
-            let e = img.find(path).map_err(other)?.ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{}: no {path} inside", iso.display()),
-                )
-            })?;
-            let mut tmp = tempfile::tempfile()?;
-            img.copy_to(&e, &mut tmp).map_err(other)?;
-            std::io::Seek::rewind(&mut tmp)?;
-            Ok(Box::new(tmp))
-        }
-        other => guest::apply::host_files(other),
     }
 }
 
