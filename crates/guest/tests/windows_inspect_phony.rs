@@ -79,38 +79,46 @@ fn build(o: &mut Options, dir: &Path, name: &str) -> (std::path::PathBuf, Expect
     (img, e)
 }
 
+/// A variant's change to the options.
+type Tweak = fn(&mut Options);
+
 /// The variants built for `v`: (name, options).
 fn variants(v: Version) -> Vec<(String, Options)> {
     let info = v.info();
     let id = info.os_id;
     let base = || Options::new(v);
-    let mut out: Vec<(String, Options)> = vec![(format!("{id}"), base())];
-    for (n, hv) in [
-        ("vmware", Hypervisor::Vmware),
-        ("hyperv", Hypervisor::Hyperv),
-        ("virtualbox", Hypervisor::Virtualbox),
-    ] {
+    let mut out: Vec<(String, Options)> = vec![(id.to_string(), base())];
+    // each hypervisor's tools with one more variant (the comparisons are
+    // exact, so a pair checks both; fewer guests keep the file fast)
+    let paired: [(&str, Hypervisor, Tweak); 3] = [
+        ("vmware-bitlocker", Hypervisor::Vmware, |o| {
+            o.bitlocker = true
+        }),
+        ("hyperv-static-ip", Hypervisor::Hyperv, |o| {
+            o.static_ip = true
+        }),
+        ("virtualbox-dirty-hive", Hypervisor::Virtualbox, |o| {
+            o.dirty_hive = true
+        }),
+    ];
+    for (n, hv, set) in paired {
         let mut o = base();
         o.hypervisor = hv;
-        out.push((format!("{id}-{n}"), o));
-    }
-    let flags: [(&str, fn(&mut Options)); 5] = [
-        ("static-ip", |o| o.static_ip = true),
-        ("hibernated", |o| o.hibernated = true),
-        ("fast-startup", |o| o.fast_startup = true),
-        ("bitlocker", |o| o.bitlocker = true),
-        ("dirty-hive", |o| o.dirty_hive = true),
-    ];
-    for (n, set) in flags {
-        if n == "fast-startup" && info.base != phony::versions::BaseHive::Win10 {
-            continue; // no Fast Startup before Windows 8
-        }
-        let mut o = base();
         set(&mut o);
         out.push((format!("{id}-{n}"), o));
     }
-    // the other firmware where the version has both: with tools and a
-    // static IP, so the GPT layout is checked with a full variant too
+    // hibernation and Fast Startup alone: together they would be one
+    // hiberfil.sys that inspection reports once, as Fast Startup
+    let mut o = base();
+    o.hibernated = true;
+    out.push((format!("{id}-hibernated"), o));
+    if info.base == phony::versions::BaseHive::Win10 {
+        let mut o = base();
+        o.fast_startup = true;
+        out.push((format!("{id}-fast-startup"), o));
+    }
+    // the other firmware where the version has both, with tools and a
+    // static IP
     if info.uefi && info.bios {
         let other = match info.default_firmware {
             guest::inspect::Firmware::Bios => guest::inspect::Firmware::Uefi,
@@ -146,7 +154,10 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     v
 }
 
-fn storage_key(s: &ServiceState) -> (String, Option<u32>, Vec<(String, u32)>, Option<String>) {
+/// A storage driver as compared: name, Start, StartOverride, Group.
+type StorageKey = (String, Option<u32>, Vec<(String, u32)>, Option<String>);
+
+fn storage_key(s: &ServiceState) -> StorageKey {
     (
         s.name.to_ascii_lowercase(),
         s.start,
@@ -372,4 +383,108 @@ fn win2022() {
 #[test]
 fn win11() {
     check_version(Version::Win11);
+}
+
+// ------------------------------------------------------- peer comparison
+
+/// Text of the first `<tag>…</tag>` in `xml`.
+fn tag<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let a = xml.find(&open)? + open.len();
+    let b = xml[a..].find(&format!("</{tag}>"))? + a;
+    Some(&xml[a..b])
+}
+
+/// `<drive_mapping name="C">/dev/sda2</drive_mapping>` as (`C:`, `/dev/sda2`).
+fn drive_mappings(xml: &str) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let mut rest = xml;
+    while let Some(i) = rest.find("<drive_mapping name=\"") {
+        rest = &rest[i + 21..];
+        let (Some(q), Some(gt), Some(end)) = (
+            rest.find('"'),
+            rest.find('>'),
+            rest.find("</drive_mapping>"),
+        ) else {
+            break;
+        };
+        out.push((format!("{}:", &rest[..q]), rest[gt + 1..end].to_string()));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Opt-in (`HYPER2KVM_PEER=1`): libguestfs' virt-inspector and our
+/// inspection agree on product name, major/minor version, architecture,
+/// host name and drive letters, on Windows 7 x64 and Windows 10
+/// (VMware variants, `PHONY_PEER_GUESTS` to pick others by version name).
+#[test]
+fn virt_inspector_agrees_with_our_inspection() {
+    if std::env::var("HYPER2KVM_PEER").as_deref() != Ok("1") {
+        eprintln!("skipped: set HYPER2KVM_PEER=1 to compare with virt-inspector");
+        return;
+    }
+    testkit::need("virt-inspector");
+    let list = std::env::var("PHONY_PEER_GUESTS").unwrap_or_else(|_| "win7-x64,win10".into());
+    let dir = tempfile::tempdir().unwrap();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (v, arch) = match name {
+            "win7-x64" => (Version::Win7, Some(guest::drivers::Arch::Amd64)),
+            other => (Version::parse(other).unwrap(), None),
+        };
+        let mut o = Options::new(v);
+        o.arch = arch;
+        o.hypervisor = Hypervisor::Vmware;
+        let (img, _) = build(&mut o, dir.path(), name);
+        let (found, warnings) = inspect(&img);
+        assert_eq!(found.len(), 1, "{name}: {warnings:?}");
+        let w = &found[0];
+        let t = std::time::Instant::now();
+        let out = testkit::output_of(
+            std::process::Command::new("virt-inspector")
+                .arg("-a")
+                .arg(&img)
+                .env("LIBGUESTFS_BACKEND", "direct")
+                .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg"),
+        );
+        let xml = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("virt-inspector on {name} ({:?}):\n{xml}", t.elapsed());
+        assert!(
+            out.status.success(),
+            "virt-inspector failed on {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            tag(&xml, "product_name"),
+            Some(w.product_name.as_str()),
+            "{name}"
+        );
+        assert_eq!(
+            tag(&xml, "major_version"),
+            Some(w.major.to_string().as_str()),
+            "{name}"
+        );
+        assert_eq!(
+            tag(&xml, "minor_version"),
+            Some(w.minor.to_string().as_str()),
+            "{name}"
+        );
+        let arch = match w.arch {
+            guest::drivers::Arch::X86 => "i386",
+            guest::drivers::Arch::Amd64 => "x86_64",
+        };
+        assert_eq!(tag(&xml, "arch"), Some(arch), "{name}");
+        assert_eq!(tag(&xml, "hostname"), w.hostname.as_deref(), "{name}");
+        let ours: Vec<(String, String)> = w
+            .facts
+            .iter()
+            .filter_map(|(k, v)| {
+                let letter = k.strip_prefix("drive ")?;
+                let part = v.strip_prefix("disk0 partition ")?;
+                Some((letter.to_string(), format!("/dev/sda{part}")))
+            })
+            .collect();
+        assert!(!ours.is_empty(), "{name}: no drive letters");
+        assert_eq!(drive_mappings(&xml), ours, "{name}: drive letters");
+    }
 }
