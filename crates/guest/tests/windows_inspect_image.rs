@@ -729,7 +729,7 @@ fn bios_2003_custom_systemroot_from_boot_ini_virtio_ready_fast_startup() {
     assert_eq!(w.boot_volume, None, "boot files on the system volume");
     assert!(w.bcd.is_empty());
     assert_eq!(w.firmware, Firmware::Bios);
-    assert_eq!(w.system_hive.path, "WIN2K3/System32/config/system");
+    assert_eq!(w.system_hive.path, "WIN2K3/system32/config/system"); // the spelling on the volume
     assert_eq!(w.os_id, "win2k3");
     assert_eq!((w.major, w.minor, w.build), (5, 2, 3790));
     assert_eq!(w.installation_type, None);
@@ -944,6 +944,6 @@ fn bios_xp_boot_ini_on_a_fat_first_partition_windows_on_the_second() {
     assert_eq!(w.firmware, Firmware::Bios);
     assert_eq!(w.os_id, "winxp");
     assert_eq!(w.product_name, "Microsoft Windows XP");
-    assert_eq!(w.software_hive.path, "WINDOWS/System32/config/software");
+    assert_eq!(w.software_hive.path, "WINDOWS/system32/config/software"); // the spelling on the volume
     assert_eq!(w.arch, Arch::X86);
 }

@@ -271,13 +271,38 @@ fn scrub(h: &mut Hive, cs: &str) -> Result<()> {
     if h.get_key(&mc)?.is_some() {
         set_multi(h, &mc, "UpperFilters", &["mouclass"])?;
     }
-    let order = format!("{cs}\\Control\\NetworkProvider\\Order");
-    if let Some(o) = get_str(h, &order, "ProviderOrder")? {
-        let kept: Vec<&str> = o
-            .split(',')
-            .filter(|p| !p.eq_ignore_ascii_case("vmhgfs") && !p.is_empty())
-            .collect();
-        h.set_value(&order, "ProviderOrder", &sz(&kept.join(",")))?;
+    // the real Windows 10 hive lists vmhgfs in HwOrder as well as Order
+    for list in ["Order", "HwOrder"] {
+        let order = format!("{cs}\\Control\\NetworkProvider\\{list}");
+        if let Some(o) = get_str(h, &order, "ProviderOrder")? {
+            let kept: Vec<&str> = o
+                .split(',')
+                .filter(|p| !p.eq_ignore_ascii_case("vmhgfs") && !p.is_empty())
+                .collect();
+            h.set_value(&order, "ProviderOrder", &sz(&kept.join(",")))?;
+        }
+    }
+    // the real Windows 10 hive has a pvscsi key holding only VMware
+    // Tools' installer marker (`vwdk.installers`), no service
+    let pv = format!("{cs}\\Services\\pvscsi");
+    if h.get_key(&pv)?.is_some() && get_dword(h, &pv, "Type")?.is_none() {
+        h.delete_key(&pv, true)?;
+    }
+    scrub_device_filters(h, cs)?;
+    // the real Windows 10 hive was captured with a driver update waiting
+    // for a reboot: a phony guest is cleanly shut down
+    let sm = format!("{cs}\\Control\\Session Manager");
+    for v in [
+        "PendingFileRenameOperations",
+        "PendingFileRenameOperations2",
+    ] {
+        if h.get_key(&sm)?.is_some() {
+            match h.delete_value(&sm, v) {
+                Ok(()) => {}
+                Err(e) if e.kind == regf::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     let ifs = format!("{cs}\\Services\\Tcpip\\Parameters\\Interfaces");
     for g in subkey_names(h, &ifs)? {
@@ -295,6 +320,36 @@ fn scrub(h: &mut Hive, cs: &str) -> Result<()> {
                 delete_if_present(h, &format!("{cs}\\{NET_CONNECTIONS}\\{g}"))?;
             }
             h.delete_key(&k, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove the VMware Tools drivers from the device-level filter lists
+/// (`Enum\<bus>\<device>\<instance>\UpperFilters`: the real hives' PS/2
+/// mouse carries vmmouse there too).
+fn scrub_device_filters(h: &mut Hive, cs: &str) -> Result<()> {
+    let en = format!("{cs}\\Enum");
+    for bus in subkey_names(h, &en)? {
+        for dev in subkey_names(h, &format!("{en}\\{bus}"))? {
+            for inst in subkey_names(h, &format!("{en}\\{bus}\\{dev}"))? {
+                let k = format!("{en}\\{bus}\\{dev}\\{inst}");
+                for list in ["UpperFilters", "LowerFilters"] {
+                    let Some(key) = h.get_key(&k)? else { continue };
+                    let Some(v) = key.value(list)? else { continue };
+                    let Value::MultiString(names) = v.data()? else {
+                        continue;
+                    };
+                    let kept: Vec<String> = names
+                        .iter()
+                        .filter(|n| !VMWARE_SERVICES.iter().any(|s| s.eq_ignore_ascii_case(n)))
+                        .cloned()
+                        .collect();
+                    if kept.len() != names.len() {
+                        h.set_value(&k, list, &Value::MultiString(kept))?;
+                    }
+                }
+            }
         }
     }
     Ok(())
@@ -506,12 +561,23 @@ fn apply_control_set(h: &mut Hive, cs: &str, spec: &SystemSpec) -> Result<()> {
         .chain(tool_services(spec.hypervisor, spec.version).iter())
     {
         let k = format!("{cs}\\Services\\{}", s.name);
-        if h.get_key(&k)?.is_some() && s.kind == 1 {
+        if s.kind == 1 && get_dword(h, &k, "Type")?.is_some() {
             h.set_value(&k, "Start", &Value::Dword(s.start))?;
         } else {
             create_service(h, cs, s)?;
         }
     }
+    // Windows 8+ marks boot drivers no device used with
+    // StartOverride\0=3 (storvsc, vmbus, stornvme in the real hive); the
+    // drivers of the controllers this guest boots from have none
+    let mut used: Vec<&str> = spec.boot_storage.clone();
+    if spec.hypervisor == Hypervisor::Hyperv {
+        used.push("vmbus");
+    }
+    for d in used {
+        delete_if_present(h, &format!("{cs}\\Services\\{d}\\StartOverride"))?;
+    }
+    storage_controllers(h, cs, &spec.boot_storage)?;
     let (filter, provider) = tool_hooks(spec.hypervisor);
     if let Some(f) = filter {
         let mc = format!("{cs}\\{MOUSE_CLASS}");
@@ -530,6 +596,97 @@ fn apply_control_set(h: &mut Hive, cs: &str, spec: &SystemSpec) -> Result<()> {
     Ok(())
 }
 
+/// Drivers of the IDE controller every source here has (the CD-ROM's):
+/// its device instances in the real hives are kept.
+const IDE: &[&str] = &["atapi", "intelide"];
+
+/// A controller's device instance: (`Enum` path, hardware id, class GUID,
+/// description).
+fn controller_instance(driver: &str) -> (&'static str, &'static str, &'static str, &'static str) {
+    const SCSI: &str = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
+    const HDC: &str = "{4D36E96A-E325-11CE-BFC1-08002BE10318}";
+    match driver.to_ascii_lowercase().as_str() {
+        "lsi_sas" => (
+            "PCI\\VEN_1000&DEV_0054&SUBSYS_197615AD&REV_01\\4&1F16FEF7&0&00A8",
+            "PCI\\VEN_1000&DEV_0054&SUBSYS_197615AD&REV_01",
+            SCSI,
+            "LSI Adapter, SAS 3000 series, 8-port with 1068",
+        ),
+        "lsi_scsi" | "symmpi" => (
+            "PCI\\VEN_1000&DEV_0030&SUBSYS_197615AD&REV_01\\4&1F16FEF7&0&0888",
+            "PCI\\VEN_1000&DEV_0030&SUBSYS_197615AD&REV_01",
+            SCSI,
+            "LSI Adapter, Ultra320 SCSI 2000 series, w/1020/1030",
+        ),
+        "pvscsi" => (
+            "PCI\\VEN_15AD&DEV_07C0&SUBSYS_07C015AD&REV_02\\FF3AFF3A0A5A2A2A00",
+            "PCI\\VEN_15AD&DEV_07C0&SUBSYS_07C015AD&REV_02",
+            SCSI,
+            "VMware PVSCSI Controller",
+        ),
+        "storvsc" => (
+            "VMBUS\\{BA6163D9-04A1-4D29-B605-72E2FFB1DC7F}\\{F8B3781B-1E82-4818-A1C3-63D806EC15BB}",
+            "VMBUS\\{BA6163D9-04A1-4D29-B605-72E2FFB1DC7F}",
+            SCSI,
+            "Microsoft Hyper-V SCSI Controller",
+        ),
+        _ => (
+            // VirtualBox's ICH8M AHCI controller (msahci, storahci)
+            "PCI\\VEN_8086&DEV_2829&SUBSYS_00000000&REV_02\\3&267A616A&0&68",
+            "PCI\\VEN_8086&DEV_2829&SUBSYS_00000000&REV_02",
+            HDC,
+            "Standard SATA AHCI Controller",
+        ),
+    }
+}
+
+/// Make `Enum` hold the storage controllers of this guest: the real hive's
+/// VM had LSI SAS (and SATA) controllers bound to their drivers, which
+/// inspection would rightly report as in use; they are replaced by the
+/// controllers `boot` drives (the IDE controller stays).
+fn storage_controllers(h: &mut Hive, cs: &str, boot: &[&str]) -> Result<()> {
+    let keep = |svc: &str| {
+        IDE.iter()
+            .chain(boot.iter())
+            .any(|b| b.eq_ignore_ascii_case(svc))
+    };
+    let en = format!("{cs}\\Enum");
+    for bus in subkey_names(h, &en)? {
+        for dev in subkey_names(h, &format!("{en}\\{bus}"))? {
+            let dk = format!("{en}\\{bus}\\{dev}");
+            for inst in subkey_names(h, &dk)? {
+                let ik = format!("{dk}\\{inst}");
+                let Some(svc) = get_str(h, &ik, "Service")? else {
+                    continue;
+                };
+                let storage = STORAGE_SERVICES
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&svc));
+                if storage && !keep(&svc) && !bus.eq_ignore_ascii_case("Root") {
+                    h.delete_key(&ik, true)?;
+                }
+            }
+            if subkey_names(h, &dk)?.is_empty() {
+                h.delete_key(&dk, true)?;
+            }
+        }
+    }
+    for d in boot.iter().filter(|d| !IDE.contains(d)) {
+        let (path, hwid, class, desc) = controller_instance(d);
+        let k = format!("{en}\\{path}");
+        if h.get_key(&k)?.is_some() {
+            continue;
+        }
+        h.create_key(&k)?;
+        h.set_value(&k, "Service", &sz(d))?;
+        set_multi(h, &k, "HardwareID", &[hwid])?;
+        h.set_value(&k, "ClassGUID", &sz(class))?;
+        h.set_value(&k, "DeviceDesc", &sz(desc))?;
+        h.set_value(&k, "ConfigFlags", &Value::Dword(0))?;
+    }
+    Ok(())
+}
+
 fn rewrite_mounted_devices(h: &mut Hive, mounted: &[(String, Vec<u8>)]) -> Result<()> {
     delete_if_present(h, "MountedDevices")?;
     h.create_key("MountedDevices")?;
@@ -540,7 +697,7 @@ fn rewrite_mounted_devices(h: &mut Hive, mounted: &[(String, Vec<u8>)]) -> Resul
 }
 
 /// Read the storage drivers' state from the current control set.
-fn storage_states(h: &Hive, cs: &str) -> Result<Vec<ServiceState>> {
+fn storage_states(h: &Hive, cs: &str, driver_files: &[String]) -> Result<Vec<ServiceState>> {
     let mut out = vec![];
     for name in STORAGE_SERVICES {
         let k = format!("{cs}\\Services\\{name}");
@@ -556,13 +713,17 @@ fn storage_states(h: &Hive, cs: &str) -> Result<Vec<ServiceState>> {
                 }
             }
         }
+        let image_path = get_str(h, &k, "ImagePath")?;
+        // the builder places the files of kernel drivers only (a service
+        // key without a Type, as pvscsi's in the Windows 10 hive, has none)
+        let file = driver_file(name, image_path.as_deref());
         out.push(ServiceState {
             name: name.to_string(),
             start: get_dword(h, &k, "Start")?,
             start_override,
             group: get_str(h, &k, "Group")?,
-            image_path: get_str(h, &k, "ImagePath")?,
-            file_present: true,
+            image_path,
+            file_present: driver_files.iter().any(|f| f.eq_ignore_ascii_case(&file)),
         });
     }
     Ok(out)
@@ -625,6 +786,17 @@ fn tools_written(
             uninstall: None,
         })
         .collect();
+    // VMware Tools installs the PVSCSI driver (the boot storage of the
+    // VMware server guests)
+    if hv == Hypervisor::Vmware && spec.boot_storage.contains(&"pvscsi") {
+        out.push(ForeignTool {
+            vendor: vendor.clone(),
+            kind: "service".into(),
+            name: "pvscsi".into(),
+            location: format!("{cs}\\Services\\pvscsi"),
+            uninstall: None,
+        });
+    }
     let (filter, provider) = tool_hooks(hv);
     if let Some(f) = filter {
         out.push(ForeignTool {
@@ -644,7 +816,11 @@ fn tools_written(
             uninstall: None,
         });
     }
-    for u in software_uninstall.iter().filter(|u| u.vendor == hv) {
+    // ordinary programs (vendor None) are not another hypervisor's tools
+    for u in software_uninstall
+        .iter()
+        .filter(|u| u.vendor == hv && hv != Hypervisor::None)
+    {
         out.push(ForeignTool {
             vendor: vendor.clone(),
             kind: "uninstall".into(),
@@ -676,8 +852,8 @@ pub fn derive_system(
     }
     rewrite_mounted_devices(&mut h, &spec.mounted)?;
     let cur = sets.in_use[0].clone();
-    let storage = storage_states(&h, &cur)?;
     let driver_files = boot_driver_files(&h, &cur)?;
+    let storage = storage_states(&h, &cur, &driver_files)?;
     let tools = tools_written(spec, &cur, uninstall);
     let nic = WindowsNic {
         guid: spec.nic.guid.clone(),

@@ -23,9 +23,13 @@ pub const STORAGE_DRIVERS: &[&str] = &[
     // SCSI / SAS / RAID
     "LSI_SAS",
     "LSI_SAS2",
+    "LSI_SAS2i",
     "LSI_SAS3",
+    "LSI_SAS3i",
     "LSI_SSS",
     "LSI_SCSI",
+    // LSI Logic SCSI on NT 5 (VMware's driver disk for XP, inbox on 2003)
+    "symmpi",
     "LSI_FC",
     "megasas",
     "megasas2i",
@@ -131,11 +135,26 @@ pub fn bound_services(instances: &[(String, Key<'_>)]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Storage drivers that serve the boot disk today: Start=0 and bound to a
-/// device instance in `Enum`; when `Enum` binds none of them (a hive
-/// without device history), every Start=0 storage driver.
+/// The Start value Windows uses at boot: `StartOverride\0` (Windows 8+:
+/// set to 3 on boot drivers no device used, e.g. storvsc, stornvme,
+/// pciide) wins over `Start`.
+pub fn effective_start(d: &ServiceState) -> Option<u32> {
+    d.start_override
+        .iter()
+        .find(|(n, _)| n == "0")
+        .map(|&(_, v)| v)
+        .or(d.start)
+}
+
+/// Storage drivers that serve the boot disk today: boot start (Start=0,
+/// not overridden by `StartOverride`) and bound to a device instance in
+/// `Enum`; when `Enum` binds none of them (a hive without device history),
+/// every boot-start storage driver.
 pub fn boot_storage(drivers: &[ServiceState], bound: &BTreeSet<String>) -> Vec<String> {
-    let boot: Vec<&ServiceState> = drivers.iter().filter(|d| d.start == Some(0)).collect();
+    let boot: Vec<&ServiceState> = drivers
+        .iter()
+        .filter(|d| effective_start(d) == Some(0))
+        .collect();
     let bound_boot: Vec<String> = boot
         .iter()
         .filter(|d| bound.contains(&d.name.to_ascii_lowercase()))
@@ -178,7 +197,7 @@ pub fn virtio_ready(
         let Some(d) = drivers.iter().find(|d| d.name.eq_ignore_ascii_case(svc)) else {
             return false;
         };
-        if d.start != Some(0) || !d.file_present {
+        if effective_start(d) != Some(0) || !d.file_present {
             return false;
         }
         let in_cdd = cdd_names.iter().any(|(n, s)| {

@@ -29,13 +29,21 @@ pub fn read(system: &Hive) -> Option<ControlSets> {
     (!cs.in_use.is_empty()).then_some(cs)
 }
 
-/// `ControlSetNNN\Control\ComputerName\ComputerName\ComputerName`.
+/// `ControlSetNNN\Control\ComputerName\ComputerName\ComputerName`, else
+/// the TCP/IP host name (`Services\Tcpip\Parameters\Hostname`, which
+/// Windows 10 spells `HostName`: value names match case-insensitively, as
+/// in Windows, unlike libguestfs' lookup).
 pub fn hostname(system: &Hive, ccs: &str) -> Option<String> {
-    let k = reg::key(
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let computer = reg::key(
         system,
         &format!("{ccs}\\Control\\ComputerName\\ComputerName"),
-    )?;
-    reg::string(&k, "ComputerName").filter(|s| !s.is_empty())
+    )
+    .and_then(|k| nonempty(reg::string(&k, "ComputerName")));
+    computer.or_else(|| {
+        let k = reg::key(system, &format!("{ccs}\\Services\\Tcpip\\Parameters"))?;
+        nonempty(reg::string(&k, "Hostname"))
+    })
 }
 
 /// The architecture the hive's environment records
@@ -53,5 +61,26 @@ pub fn env_arch(system: &Hive, ccs: &str) -> Option<Arch> {
         "x86" => Some(Arch::X86),
         "amd64" => Some(Arch::Amd64),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_falls_back_to_tcpip_whatever_the_case() {
+        let mut h = Hive::new_empty("SYSTEM").unwrap();
+        let tcp = "ControlSet001\\Services\\Tcpip\\Parameters";
+        h.create_key(tcp).unwrap();
+        // Windows 10's spelling
+        h.set_value(tcp, "HostName", &regf::Value::String("WIN10-HOST".into()))
+            .unwrap();
+        assert_eq!(hostname(&h, "ControlSet001").as_deref(), Some("WIN10-HOST"));
+        let cn = "ControlSet001\\Control\\ComputerName\\ComputerName";
+        h.create_key(cn).unwrap();
+        h.set_value(cn, "ComputerName", &regf::Value::String("NETBIOS".into()))
+            .unwrap();
+        assert_eq!(hostname(&h, "ControlSet001").as_deref(), Some("NETBIOS"));
     }
 }

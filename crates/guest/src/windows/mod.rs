@@ -207,8 +207,12 @@ struct Hives {
 }
 
 fn open_hives(v: &OpenVol<'_>, root: &str, warnings: &mut Vec<String>) -> Option<Hives> {
-    let cfg = format!("{root}/System32/config");
-    let path = |n: &str| format!("{cfg}/{}", v.vol.real_name(&cfg, n).unwrap_or(n.into()));
+    // the real spelling of every component (NT 5 writes `system32`): the
+    // hive paths name the files as they are on the volume
+    let real = |dir: &str, n: &str| v.vol.real_name(dir, n).unwrap_or(n.into());
+    let s32 = format!("{root}/{}", real(root, "System32"));
+    let cfg = format!("{s32}/{}", real(&s32, "config"));
+    let path = |n: &str| format!("{cfg}/{}", real(&cfg, n));
     let (sys_path, sw_path) = (path("SYSTEM"), path("SOFTWARE"));
     let here = vol_name(&v.info.volume);
     let mut blockers = Vec::new();
