@@ -14,6 +14,7 @@ use crate::driverdisk;
 use guest::drivers::catalog::Catalog;
 use guest::inspect::{DiskInfo, VmInspection, WindowsInstall};
 use guest::plan::{FileSource, HiveRef, VolumeRef};
+use guest::windows::firstboot;
 use guest::windows::hives;
 use guest::windows::storage::{
     self, FinalBus, GuestAccess, MediaOrigin, PartitionId, StorageMedia, StoragePlan,
@@ -39,6 +40,9 @@ pub enum WinFixError {
         /// Cause.
         source: anyhow::Error,
     },
+    /// The first-boot runner could not be planned.
+    #[error(transparent)]
+    FirstBoot(#[from] guest::windows::firstboot::Error),
     /// A hive of the install could not be read.
     #[error("disk {disk}: {source}")]
     Hive {
@@ -200,15 +204,19 @@ impl GuestAccess for VolumeAccess<'_> {
     }
 }
 
-/// Plan the boot-storage fix of `install` (found by `inspection` on
-/// `disks`) for the final `bus` with the drivers of `media`. Nothing is
-/// written.
+/// Plan the Windows fixes of `install` (found by `inspection` on `disks`)
+/// for the final `bus` with the drivers of `media`: the boot-storage fix,
+/// then the first-boot runner that installs the staged drivers, retires
+/// the old hypervisor's tools and brings static addresses back
+/// (`nic_macs`: the VM's NIC MACs in metadata order, empty when unknown).
+/// Both are planned against the hives as they are. Nothing is written.
 pub fn plan_windows(
     disks: &[&dyn Disk],
     inspection: &VmInspection,
     install: &WindowsInstall,
     media: &Path,
     bus: FinalBus,
+    nic_macs: &[String],
 ) -> Result<StoragePlan, WinFixError> {
     // Refuse before reading the media: nothing to hash for a guest that
     // must not be touched.
@@ -217,9 +225,13 @@ pub fn plan_windows(
     let access = VolumeAccess::new(disks, &inspection.disks);
     let system = access.hive(&install.system_hive)?;
     let software = access.hive(&install.software_hive)?;
-    Ok(storage::plan_storage(
-        install, &system, &software, &sm, bus, &access,
-    )?)
+    let mut plan = storage::plan_storage(install, &system, &software, &sm, bus, &access)?;
+    let mut fo = firstboot::FirstBootOptions::from_storage_plan(install, &plan, bus);
+    fo.nic_macs = nic_macs.to_vec();
+    let fb = firstboot::plan_firstboot(install, &system, &software, &fo)?;
+    plan.actions.extend(fb.actions);
+    plan.warnings.extend(fb.warnings);
+    Ok(plan)
 }
 
 /// The executor's file opener: host files, inline bytes, and members of

@@ -168,6 +168,20 @@ fn win7_bios_virtio_blk_from_a_directory() {
         "Windows/System32/config/SOFTWARE",
         &dir.join("SOFTWARE.after"),
     );
+    // The first-boot runner (issue 14) is on the volume and Winlogon
+    // starts it: Setup\CmdLine names it, SetupType=2.
+    let runner = String::from_utf8(ntfscat(&p2, "Windows/hyper2kvm/firstboot.cmd")).unwrap();
+    assert!(
+        runner.contains(r#"pnputil.exe" -i -a "%SystemRoot%\Drivers\VirtIO\viostor\viostor.inf""#),
+        "{runner}"
+    );
+    assert!(runner.contains("hyper2kvm-firstboot"), "{runner}");
+    assert!(!runner.to_lowercase().contains("powershell"));
+    assert_eq!(hivexget(&system, "\\Setup", "SetupType"), "2");
+    assert!(
+        hivexget(&system, "\\Setup", "CmdLine").contains("firstboot.cmd"),
+        "Setup\\CmdLine does not start the runner"
+    );
     // Select references two control sets (LastKnownGood=2): both fixed.
     for cs in ["ControlSet001", "ControlSet002"] {
         let svc = format!("\\{cs}\\Services\\viostor");

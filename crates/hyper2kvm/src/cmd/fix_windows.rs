@@ -163,12 +163,14 @@ fn plan(
     let mut actions = vec![];
     let mut warnings = ins.warnings.clone();
     for w in &ins.windows {
-        let p = winfix::plan_windows(&refs, &ins, w, &args.virtio_win, bus).with_context(|| {
-            format!(
-                "{} on disk {}: nothing was written",
-                w.product_name, w.system.disk
-            )
-        })?;
+        let p = winfix::plan_windows(&refs, &ins, w, &args.virtio_win, bus, &[]).with_context(
+            || {
+                format!(
+                    "{} on disk {}: nothing was written",
+                    w.product_name, w.system.disk
+                )
+            },
+        )?;
         actions.extend(p.actions);
         warnings.extend(p.warnings);
     }

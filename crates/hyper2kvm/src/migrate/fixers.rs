@@ -194,12 +194,20 @@ impl Fixer for WindowsStorageFixer {
             Bus::VirtioScsi => FinalBus::VirtioScsi,
             _ => FinalBus::VirtioBlk,
         };
+        let macs: Vec<String> = vm.model.nics.iter().map(|n| n.mac.clone()).collect();
         let mut out = vec![];
         for w in &vm.inspection.windows {
             let why = match vm.virtio_win {
                 None => "no --virtio-win media was given".to_string(),
                 Some(m) => {
-                    match crate::winfix::plan_windows(vm.disks, vm.inspection, w, &m.media, bus) {
+                    match crate::winfix::plan_windows(
+                        vm.disks,
+                        vm.inspection,
+                        w,
+                        &m.media,
+                        bus,
+                        &macs,
+                    ) {
                         Ok(p) => {
                             out.extend(p.actions);
                             vm.warnings.borrow_mut().extend(p.warnings);
