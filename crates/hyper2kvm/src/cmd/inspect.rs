@@ -130,68 +130,9 @@ fn geometry_size(n: u64) -> String {
     }
 }
 
-fn vol(v: &guest::plan::VolumeRef) -> String {
-    format!(
-        "disk {} {}",
-        v.disk,
-        v.partition
-            .map(|n| format!("partition {n}"))
-            .unwrap_or_else(|| "whole disk".into())
-    )
-}
-
 fn print_windows(w: &WindowsInstall) {
-    println!(
-        "  Windows: {} ({}, {}.{} build {}, {:?}, {:?} firmware)",
-        w.product_name, w.os_id, w.major, w.minor, w.build, w.arch, w.firmware
-    );
-    println!("    system volume {} \\{}", vol(&w.system), w.systemroot);
-    if let Some(b) = &w.boot_volume {
-        println!("    boot volume {}", vol(b));
-    }
-    if let Some(h) = &w.hostname {
-        println!("    hostname {h}");
-    }
-    println!(
-        "    control sets in use: {}",
-        w.control_sets.in_use.join(", ")
-    );
-    for s in &w.storage_drivers {
-        println!(
-            "    storage driver {}: start {}{}",
-            s.name,
-            s.start.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
-            if w.boot_storage.contains(&s.name) {
-                " (serves the boot disk)"
-            } else {
-                ""
-            }
-        );
-    }
-    println!("    VirtIO storage boot-ready: {}", w.virtio_ready);
-    for n in &w.nics {
-        println!(
-            "    nic {}: {} {} {}",
-            n.connection_name.as_deref().unwrap_or(&n.guid),
-            n.driver.as_deref().unwrap_or("-"),
-            n.mac.as_deref().unwrap_or("-"),
-            if n.dhcp {
-                "dhcp".to_string()
-            } else {
-                n.addresses.join(" ")
-            }
-        );
-    }
-    for t in &w.foreign_tools {
-        println!("    {} {} {}: {}", t.vendor, t.kind, t.name, t.location);
-    }
-    for b in &w.blockers {
-        println!(
-            "    {} {}: {}",
-            if b.refuse { "BLOCKER" } else { "risk" },
-            b.id,
-            b.message
-        );
+    for l in guest::windows::describe(w) {
+        println!("  {l}");
     }
 }
 
