@@ -16,7 +16,7 @@ use crate::disk::{Disk, ExtentKind};
 use crate::error::{Error, ErrorKind, Result};
 use crate::writer::{Chunk, Cluster, Compression, SeqWriter};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
 /// Bytes handled per work item.
@@ -82,14 +82,117 @@ fn compress(c: Compression, data: &[u8], cluster: usize) -> Result<Option<Vec<u8
 }
 
 struct Shared {
-    next: AtomicU64,
     failed: AtomicBool,
-    /// First chunk not yet written.
+    /// Sequence number of the first work item not yet written.
     written: Mutex<u64>,
     cv: Condvar,
 }
 
+impl Shared {
+    fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.cv.notify_all();
+    }
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+/// One unit of work: the clusters `[start, start + len)` of the disk
+/// (cluster-aligned; `len` is a whole number of clusters except at the end
+/// of the disk, at most [`CHUNK`], never crossing a [`CHUNK`] boundary).
+/// Items are numbered in disk order; the writer puts them back in order.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    seq: u64,
+    start: u64,
+    len: u64,
+}
+
+/// Walks the source's extents once, in order, and turns every cluster that
+/// holds a [`ExtentKind::Data`] byte into work items. Ranges that read as
+/// zeros are skipped as ranges: a 4 TiB hole costs one `extent` call (or a
+/// few, as the format reader reports it), not 2 million chunks.
+struct Planner {
+    size: u64,
+    cs: u64,
+    /// Pending cluster-aligned data range not yet handed out.
+    cur: Option<(u64, u64)>,
+    seq: u64,
+}
+
+impl Planner {
+    /// Walk the whole disk; `emit` returns false to stop early.
+    fn run(mut self, src: &dyn Disk, emit: &mut dyn FnMut(Item) -> bool) -> Result<()> {
+        let mut pos = 0u64;
+        while pos < self.size {
+            let e = src.extent(pos, self.size - pos)?;
+            if e.len == 0 || e.offset != pos {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("format reader returned an empty or misplaced extent at {pos:#x}"),
+                ));
+            }
+            let end = pos + e.len.min(self.size - pos);
+            if e.kind == ExtentKind::Data && !self.add(pos, end, emit) {
+                return Ok(());
+            }
+            pos = end;
+        }
+        self.drain(u64::MAX, emit);
+        Ok(())
+    }
+
+    /// Add data bytes `[a, b)`; hand out every item that can no longer grow.
+    fn add(&mut self, a: u64, b: u64, emit: &mut dyn FnMut(Item) -> bool) -> bool {
+        let a = a / self.cs * self.cs;
+        let b = b.div_ceil(self.cs).saturating_mul(self.cs).min(self.size);
+        self.cur = match self.cur {
+            Some((s, t)) if a <= t => Some((s, t.max(b))),
+            Some(_) => {
+                if !self.drain(u64::MAX, emit) {
+                    return false;
+                }
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+        // Later data can only extend the range at its end (or inside its
+        // last cluster), so whole CHUNK pieces before that are final.
+        let last_cluster = b.saturating_sub(1) / self.cs * self.cs;
+        self.drain(last_cluster / CHUNK * CHUNK, emit)
+    }
+
+    /// Hand out the pending range up to `limit` in pieces that do not cross
+    /// a CHUNK boundary.
+    fn drain(&mut self, limit: u64, emit: &mut dyn FnMut(Item) -> bool) -> bool {
+        while let Some((s, t)) = self.cur {
+            let piece_end = ((s / CHUNK + 1) * CHUNK).min(t);
+            if piece_end > limit {
+                break;
+            }
+            let item = Item {
+                seq: self.seq,
+                start: s,
+                len: piece_end - s,
+            };
+            self.seq += 1;
+            self.cur = (piece_end < t).then_some((piece_end, t));
+            if !emit(item) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Convert `src` into `writer`. `progress` is called with bytes done.
+///
+/// One planner thread walks the extents and hands out the clusters that
+/// hold data; worker threads read, detect zeros and compress them; the
+/// calling thread writes them in order. Ranges that read as zeros are never
+/// read and never passed to the writer: the writers leave them unallocated
+/// (qcow2) or as holes (raw) without per-cluster work.
 pub fn convert(
     src: &dyn Disk,
     mut writer: Box<dyn SeqWriter>,
@@ -116,9 +219,7 @@ pub fn convert(
     }
     .clamp(1, 64);
     let window = (2 * threads.min(16) + 2) as u64;
-    let nchunks = size.div_ceil(CHUNK);
     let shared = Shared {
-        next: AtomicU64::new(0),
         failed: AtomicBool::new(false),
         written: Mutex::new(0),
         cv: Condvar::new(),
@@ -128,97 +229,126 @@ pub fn convert(
         threads,
         ..Default::default()
     };
-    let (tx, rx) = crossbeam_channel::bounded::<Result<(u64, u64, Chunk)>>(window as usize);
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Item>(window as usize);
+    let (tx, rx) = crossbeam_channel::bounded::<Result<(Item, u64, Chunk)>>(window as usize);
     // Written chunks' buffers, for the workers to reuse (never more than
     // the window holds, so the memory bound is unchanged).
     let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(window as usize);
 
     std::thread::scope(|s| -> Result<()> {
-        for _ in 0..threads {
+        {
             let tx = tx.clone();
-            let free_rx = free_rx.clone();
             let shared = &shared;
-            s.spawn(move || loop {
-                let idx = shared.next.fetch_add(1, Ordering::SeqCst);
-                if idx >= nchunks || shared.failed.load(Ordering::SeqCst) {
-                    break;
-                }
-                {
-                    let mut w = shared.written.lock().unwrap();
-                    while idx >= *w + window && !shared.failed.load(Ordering::SeqCst) {
-                        w = shared.cv.wait(w).unwrap();
-                    }
-                }
-                let buf = free_rx.try_recv().unwrap_or_default();
-                let r = process_chunk(src, idx, size, cs, compression, buf);
-                let stop = r.is_err();
-                if tx.send(r).is_err() || stop {
-                    shared.failed.store(true, Ordering::SeqCst);
-                    shared.cv.notify_all();
-                    break;
+            let planner = Planner {
+                size,
+                cs,
+                cur: None,
+                seq: 0,
+            };
+            s.spawn(move || {
+                let r = planner.run(src, &mut |item| {
+                    !shared.failed() && work_tx.send(item).is_ok()
+                });
+                if let Err(e) = r {
+                    let _ = tx.send(Err(e));
                 }
             });
         }
-        drop(tx);
-        let mut pending: BTreeMap<u64, (u64, Chunk)> = BTreeMap::new();
-        let mut next_write = 0u64;
-        let res = (|| -> Result<()> {
-            while next_write < nchunks {
-                let (idx, read, chunk) = match rx.recv() {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        return Err(Error::new(
-                            ErrorKind::Io,
-                            "conversion workers stopped early",
-                        ))
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let work_rx = work_rx.clone();
+            let free_rx = free_rx.clone();
+            let shared = &shared;
+            s.spawn(move || {
+                for item in work_rx.iter() {
+                    if shared.failed() {
+                        break;
                     }
-                };
-                pending.insert(idx, (read, chunk));
-                stats.peak_in_flight = stats.peak_in_flight.max(pending.len());
-                while let Some((read, chunk)) = pending.remove(&next_write) {
-                    stats.bytes_read += read;
-                    for k in &chunk.kinds {
-                        match k {
-                            Cluster::Zero => stats.zero_clusters += 1,
-                            Cluster::Data => stats.data_clusters += 1,
-                            Cluster::Compressed(_) => {
-                                stats.data_clusters += 1;
-                                stats.compressed_clusters += 1
-                            }
+                    {
+                        let mut w = shared.written.lock().unwrap();
+                        while item.seq >= *w + window && !shared.failed() {
+                            w = shared.cv.wait(w).unwrap();
                         }
                     }
-                    writer.put(&chunk)?;
-                    let _ = free_tx.try_send(chunk.data);
-                    next_write += 1;
-                    *shared.written.lock().unwrap() = next_write;
-                    shared.cv.notify_all();
-                    progress((next_write * CHUNK).min(size));
+                    let buf = free_rx.try_recv().unwrap_or_default();
+                    let r = process_chunk(src, item, cs, compression, buf);
+                    let stop = r.is_err();
+                    if tx.send(r).is_err() || stop {
+                        shared.fail();
+                        break;
+                    }
                 }
-            }
-            Ok(())
-        })();
+            });
+        }
+        drop((tx, work_rx));
+        let res = write_in_order(&rx, &mut *writer, &shared, &free_tx, &mut stats, progress);
         if res.is_err() {
-            shared.failed.store(true, Ordering::SeqCst);
-            shared.cv.notify_all();
+            shared.fail();
             // Drain so that blocked senders finish.
             while rx.recv().is_ok() {}
         }
         res
     })?;
+    // Clusters never handed out read as zeros.
+    stats.zero_clusters += size.div_ceil(cs) - stats.zero_clusters - stats.data_clusters;
+    progress(size);
     let path = writer.finish()?;
     Ok((path, stats))
 }
 
+/// The writer's side: receive processed items, put them in disk order and
+/// hand them to `writer`.
+fn write_in_order(
+    rx: &crossbeam_channel::Receiver<Result<(Item, u64, Chunk)>>,
+    writer: &mut dyn SeqWriter,
+    shared: &Shared,
+    free_tx: &crossbeam_channel::Sender<Vec<u8>>,
+    stats: &mut ConvertStats,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    let mut pending: BTreeMap<u64, (Item, u64, Chunk)> = BTreeMap::new();
+    let mut next_write = 0u64;
+    for r in rx.iter() {
+        let (item, read, chunk) = r?;
+        pending.insert(item.seq, (item, read, chunk));
+        stats.peak_in_flight = stats.peak_in_flight.max(pending.len());
+        while let Some((item, read, chunk)) = pending.remove(&next_write) {
+            stats.bytes_read += read;
+            for k in &chunk.kinds {
+                match k {
+                    Cluster::Zero => stats.zero_clusters += 1,
+                    Cluster::Data => stats.data_clusters += 1,
+                    Cluster::Compressed(_) => {
+                        stats.data_clusters += 1;
+                        stats.compressed_clusters += 1
+                    }
+                }
+            }
+            writer.put(&chunk)?;
+            let _ = free_tx.try_send(chunk.data);
+            next_write += 1;
+            *shared.written.lock().unwrap() = next_write;
+            shared.cv.notify_all();
+            progress(item.start + item.len);
+        }
+    }
+    if !pending.is_empty() || shared.failed() {
+        return Err(Error::new(
+            ErrorKind::Io,
+            "conversion workers stopped early",
+        ));
+    }
+    Ok(())
+}
+
 fn process_chunk(
     src: &dyn Disk,
-    idx: u64,
-    size: u64,
+    item: Item,
     cs: u64,
     compression: Option<Compression>,
     mut buf: Vec<u8>,
-) -> Result<(u64, u64, Chunk)> {
-    let start = idx * CHUNK;
-    let len = CHUNK.min(size - start);
+) -> Result<(Item, u64, Chunk)> {
+    let Item { start, len, .. } = item;
     // A reused buffer holds an earlier chunk: every byte below is either
     // read from a data extent or explicitly zeroed.
     buf.resize(len as usize, 0);
@@ -272,5 +402,5 @@ fn process_chunk(
         data: buf,
         kinds,
     };
-    Ok((idx, read, chunk))
+    Ok((item, read, chunk))
 }

@@ -265,48 +265,57 @@ impl SparseExtent {
         })
     }
 
-    /// True when the whole grain table covering `grain` is absent (or
-    /// beyond the capacity), so all its grains are unallocated.
-    fn table_absent(&self, grain: u64) -> bool {
-        grain.saturating_mul(self.grain_bytes) >= self.capacity
-            || !matches!(self.gd.get((grain / self.gtes_per_gt) as usize), Some(&s) if s != 0)
-    }
-
     /// The state of the grain at extent-relative byte `rel` and how many
     /// bytes from `rel` (at most `limit`) share that state (data, zero or
-    /// unallocated). Scans at most 65536 grain-table entries per call;
-    /// absent grain tables are skipped whole.
+    /// unallocated). Absent grain tables are skipped whole; present ones
+    /// are scanned as slices (no per-grain cache lookup), at most 4096
+    /// tables per call so that one call stays bounded.
     pub fn run(&self, rel: u64, limit: u64) -> Result<(Grain, u64)> {
+        const UNALLOC: u8 = 2;
+        let class = |gte: u32| match gte {
+            0 => UNALLOC,
+            1 => 1,
+            _ => 0,
+        };
         let gb = self.grain_bytes;
         let end = rel.saturating_add(limit);
+        let end_grain = end.div_ceil(gb);
         let first = self.lookup(rel / gb)?;
-        let class = |g: Grain| match g {
-            Grain::Data(_) => 0u8,
+        let cls = match first {
+            Grain::Data(_) => 0,
             Grain::Zero => 1,
-            Grain::Unallocated => 2,
+            Grain::Unallocated => UNALLOC,
         };
-        let mut pos = (rel / gb + 1).saturating_mul(gb);
-        let mut budget = 65536u32;
-        while pos < end && budget > 0 {
-            let g = pos / gb;
-            if class(first) == 2 && self.table_absent(g) {
-                let gt_end = (g / self.gtes_per_gt + 1)
-                    .saturating_mul(self.gtes_per_gt)
-                    .saturating_mul(gb);
-                pos = if g.saturating_mul(gb) >= self.capacity {
-                    end
-                } else {
-                    gt_end
-                };
-                continue;
-            }
-            budget -= 1;
-            if class(self.lookup(g)?) != class(first) {
+        let mut g = rel / gb + 1;
+        let mut tables = 0u32;
+        while g < end_grain && tables < 4096 {
+            if g.saturating_mul(gb) >= self.capacity {
+                // Beyond the capacity every grain is unallocated.
+                if cls == UNALLOC {
+                    g = end_grain;
+                }
                 break;
             }
-            pos = pos.saturating_add(gb);
+            tables += 1;
+            let gt_idx = g / self.gtes_per_gt;
+            let gt_end = ((gt_idx + 1) * self.gtes_per_gt).min(end_grain);
+            match self.grain_table(gt_idx)? {
+                None if cls == UNALLOC => g = gt_end,
+                None => break,
+                Some(gt) => {
+                    let base = gt_idx * self.gtes_per_gt;
+                    let same = gt[(g - base) as usize..(gt_end - base) as usize]
+                        .iter()
+                        .take_while(|&&e| class(e) == cls)
+                        .count() as u64;
+                    g += same;
+                    if g < gt_end {
+                        break;
+                    }
+                }
+            }
         }
-        Ok((first, pos.min(end) - rel))
+        Ok((first, g.saturating_mul(gb).min(end) - rel))
     }
 
     /// Read `buf` at extent-relative offset `rel`; unallocated parts are
