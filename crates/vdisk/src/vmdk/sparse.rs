@@ -228,6 +228,15 @@ impl SparseExtent {
     }
 
     fn grain_table(&self, gt_idx: u64) -> Result<Option<Arc<[u32]>>> {
+        self.grain_table_cached(gt_idx, true)
+    }
+
+    /// Grain table `gt_idx` (None when absent). `keep`: insert a table read
+    /// from the file into the cache. Scans over long runs of holes
+    /// ([`SparseExtent::run`]) pass false: they read each table once, and
+    /// filling the cache with them would evict the tables the readers use
+    /// (and cost an eviction per table).
+    fn grain_table_cached(&self, gt_idx: u64, keep: bool) -> Result<Option<Arc<[u32]>>> {
         let Some(&sector) = self.gd.get(gt_idx as usize) else {
             return Ok(None);
         };
@@ -244,7 +253,9 @@ impl SparseExtent {
             "grain table",
         )?;
         let gt: Arc<[u32]> = raw.chunks_exact(4).map(|c| le::u32(c, 0)).collect();
-        self.gt_cache.insert(gt_idx, gt.clone());
+        if keep {
+            self.gt_cache.insert(gt_idx, gt.clone());
+        }
         Ok(Some(gt))
     }
 
@@ -299,7 +310,9 @@ impl SparseExtent {
             tables += 1;
             let gt_idx = g / self.gtes_per_gt;
             let gt_end = ((gt_idx + 1) * self.gtes_per_gt).min(end_grain);
-            match self.grain_table(gt_idx)? {
+            // The first table (the one `rel` is in) was just used by
+            // `lookup` and is cached; the following ones are scanned once.
+            match self.grain_table_cached(gt_idx, false)? {
                 None if cls == UNALLOC => g = gt_end,
                 None => break,
                 Some(gt) => {
