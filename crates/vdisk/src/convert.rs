@@ -1,6 +1,10 @@
-//! Parallel conversion: worker threads read (and decompress, inside the
-//! format readers), detect zeros and compress chunks; the calling thread
-//! writes them in order.
+//! Parallel conversion: a planner thread walks the source's extents and
+//! hands out only the clusters that hold data; worker threads read (and
+//! decompress, inside the format readers), detect zeros and compress
+//! chunks; the calling thread writes them in order. Ranges that read as
+//! zeros (unallocated tables, zero clusters, holes of a sparse raw file)
+//! cost one `extent` call per run, whatever their length: the time of a
+//! conversion follows the data, not the virtual size.
 //!
 //! Memory bound: at most `window` chunks are in flight (being read, waiting
 //! to be written, or queued), each at most `2 × CHUNK` bytes (raw data plus
