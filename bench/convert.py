@@ -289,7 +289,7 @@ def meets(r):
 
 rows = []
 for name, suffix, make, comp in CASES:
-    if only and only not in name:
+    if only and not any(o in name for o in only.split(",")):
         continue
     rows.append(bench(name, suffix, make, comp))
     r = rows[-1]

@@ -9,7 +9,7 @@
 # and followed by sync), peak RSS and our time as a % of a physical floor
 # (see bench/convert.py). Needs ~8 GB free in the work dir.
 # Usage: bench/convert.sh [RUNS] (env BENCH_DIR to keep images between
-# runs, BENCH_ONLY=substring to run only matching cases)
+# runs, BENCH_ONLY=sub1,sub2 to run only cases whose name contains one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"

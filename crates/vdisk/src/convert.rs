@@ -102,6 +102,99 @@ impl Shared {
     }
 }
 
+/// A bounded multi-producer, multi-consumer queue that waits in the
+/// kernel (mutex + condition variable) and never spins or yields. Channel
+/// implementations that spin and then `sched_yield` before sleeping lose
+/// their time slice on a loaded machine at every hand-over: measured on
+/// 2 busy cores, a 2 GiB zstd qcow2 conversion made ~4800 yields and ran
+/// at 35% CPU, its wall time twice its CPU time.
+struct Queue<T> {
+    state: Mutex<QueueState<T>>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    cap: usize,
+}
+
+struct QueueState<T> {
+    items: std::collections::VecDeque<T>,
+    /// Producers still running; at 0 an empty queue is finished.
+    producers: usize,
+    cancelled: bool,
+}
+
+impl<T> Queue<T> {
+    fn new(cap: usize, producers: usize) -> Self {
+        Queue {
+            state: Mutex::new(QueueState {
+                items: std::collections::VecDeque::with_capacity(cap),
+                producers,
+                cancelled: false,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState<T>> {
+        // Every update is a single push/pop/flag: a panicking holder cannot
+        // leave the state inconsistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enqueue, waiting while full; false once cancelled.
+    fn send(&self, v: T) -> bool {
+        let mut st = self.lock();
+        while st.items.len() >= self.cap && !st.cancelled {
+            st = self.not_full.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if st.cancelled {
+            return false;
+        }
+        st.items.push_back(v);
+        drop(st);
+        self.not_empty.notify_one();
+        true
+    }
+
+    /// Dequeue, waiting while empty; None when cancelled, or when empty and
+    /// every producer is done.
+    fn recv(&self) -> Option<T> {
+        let mut st = self.lock();
+        loop {
+            if st.cancelled {
+                return None;
+            }
+            if let Some(v) = st.items.pop_front() {
+                drop(st);
+                self.not_full.notify_one();
+                return Some(v);
+            }
+            if st.producers == 0 {
+                return None;
+            }
+            st = self.not_empty.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Stop everything: blocked senders and receivers return at once.
+    fn cancel(&self) {
+        self.lock().cancelled = true;
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+}
+
+/// Marks one producer of a [`Queue`] done when dropped (also on panic).
+struct Producer<'a, T>(&'a Queue<T>);
+
+impl<T> Drop for Producer<'_, T> {
+    fn drop(&mut self) {
+        self.0.lock().producers -= 1;
+        self.0.not_empty.notify_all();
+    }
+}
+
 /// One unit of work: the clusters `[start, start + len)` of the disk
 /// (cluster-aligned; `len` is a whole number of clusters except at the end
 /// of the disk, at most [`CHUNK`], never crossing a [`CHUNK`] boundary).
@@ -233,16 +326,16 @@ pub fn convert(
         threads,
         ..Default::default()
     };
-    let (work_tx, work_rx) = crossbeam_channel::bounded::<Item>(window as usize);
-    let (tx, rx) = crossbeam_channel::bounded::<Result<(Item, u64, Chunk)>>(window as usize);
+    let work = Queue::<Item>::new(window as usize, 1);
+    // Producers: the planner (for its error) and every worker.
+    let results = Queue::<Result<(Item, u64, Chunk)>>::new(window as usize, threads + 1);
     // Written chunks' buffers, for the workers to reuse (never more than
     // the window holds, so the memory bound is unchanged).
     let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(window as usize);
 
     std::thread::scope(|s| -> Result<()> {
         {
-            let tx = tx.clone();
-            let shared = &shared;
+            let (work, results, shared) = (&work, &results, &shared);
             let planner = Planner {
                 size,
                 cs,
@@ -250,21 +343,19 @@ pub fn convert(
                 seq: 0,
             };
             s.spawn(move || {
-                let r = planner.run(src, &mut |item| {
-                    !shared.failed() && work_tx.send(item).is_ok()
-                });
+                let _done = (Producer(work), Producer(results));
+                let r = planner.run(src, &mut |item| !shared.failed() && work.send(item));
                 if let Err(e) = r {
-                    let _ = tx.send(Err(e));
+                    results.send(Err(e));
                 }
             });
         }
         for _ in 0..threads {
-            let tx = tx.clone();
-            let work_rx = work_rx.clone();
+            let (work, results, shared) = (&work, &results, &shared);
             let free_rx = free_rx.clone();
-            let shared = &shared;
             s.spawn(move || {
-                for item in work_rx.iter() {
+                let _done = Producer(results);
+                while let Some(item) = work.recv() {
                     if shared.failed() {
                         break;
                     }
@@ -277,19 +368,26 @@ pub fn convert(
                     let buf = free_rx.try_recv().unwrap_or_default();
                     let r = process_chunk(src, item, cs, compression, buf);
                     let stop = r.is_err();
-                    if tx.send(r).is_err() || stop {
+                    if !results.send(r) || stop {
                         shared.fail();
                         break;
                     }
                 }
             });
         }
-        drop((tx, work_rx));
-        let res = write_in_order(&rx, &mut *writer, &shared, &free_tx, &mut stats, progress);
+        let res = write_in_order(
+            &results,
+            &mut *writer,
+            &shared,
+            &free_tx,
+            &mut stats,
+            progress,
+        );
         if res.is_err() {
+            // Wake and stop the planner and the workers wherever they wait.
             shared.fail();
-            // Drain so that blocked senders finish.
-            while rx.recv().is_ok() {}
+            work.cancel();
+            results.cancel();
         }
         res
     })?;
@@ -303,7 +401,7 @@ pub fn convert(
 /// The writer's side: receive processed items, put them in disk order and
 /// hand them to `writer`.
 fn write_in_order(
-    rx: &crossbeam_channel::Receiver<Result<(Item, u64, Chunk)>>,
+    rx: &Queue<Result<(Item, u64, Chunk)>>,
     writer: &mut dyn SeqWriter,
     shared: &Shared,
     free_tx: &crossbeam_channel::Sender<Vec<u8>>,
@@ -312,7 +410,7 @@ fn write_in_order(
 ) -> Result<()> {
     let mut pending: BTreeMap<u64, (Item, u64, Chunk)> = BTreeMap::new();
     let mut next_write = 0u64;
-    for r in rx.iter() {
+    while let Some(r) = rx.recv() {
         let (item, read, chunk) = r?;
         pending.insert(item.seq, (item, read, chunk));
         stats.peak_in_flight = stats.peak_in_flight.max(pending.len());

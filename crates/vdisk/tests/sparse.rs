@@ -357,3 +357,69 @@ fn a_4_tib_qcow2_converts_without_reading_its_hole() {
         std::fs::remove_file(r).unwrap();
     }
 }
+
+/// A disk whose reads (or extent queries) fail from `at` on.
+#[derive(Debug)]
+struct FailAt<'a> {
+    inner: &'a dyn Disk,
+    at: u64,
+    in_extent: bool,
+}
+
+impl Disk for FailAt<'_> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> vdisk::Result<()> {
+        if !self.in_extent && offset + buf.len() as u64 > self.at {
+            return Err(vdisk::Error::new(
+                vdisk::ErrorKind::Io,
+                "injected read error",
+            ));
+        }
+        self.inner.read_at(buf, offset)
+    }
+    fn extent(&self, offset: u64, max_len: u64) -> vdisk::Result<Extent> {
+        if self.in_extent && offset >= self.at {
+            return Err(vdisk::Error::new(
+                vdisk::ErrorKind::Io,
+                "injected extent error",
+            ));
+        }
+        self.inner.extent(offset, max_len)
+    }
+    fn layer(&self) -> LayerInfo {
+        self.inner.layer()
+    }
+}
+
+/// An error in a worker (read) or in the planner (extent) ends the
+/// conversion with that error, without hanging, and leaves no output.
+#[test]
+fn errors_while_converting_stop_the_pipeline_and_leave_no_output() {
+    let t = tempfile::tempdir().unwrap();
+    let pattern = t.path().join("pattern.raw");
+    write_pattern(&pattern);
+    let d = vdisk::open(&pattern).unwrap();
+    for in_extent in [false, true] {
+        let f = FailAt {
+            inner: &*d,
+            at: 40 * GIB,
+            in_extent,
+        };
+        let out = t.path().join("out.qcow2");
+        let w = Qcow2Writer::create(&out, SIZE, Qcow2Options::default(), false).unwrap();
+        let opts = ConvertOptions {
+            threads: 3,
+            ..Default::default()
+        };
+        let err = convert(&f, Box::new(w), &opts, &|_| {}).unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("out"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}

@@ -9,7 +9,13 @@ use super::header::{
 use crate::error::{Error, Result};
 use crate::file::{le, ImageFile};
 use flate2::{Decompress, FlushDecompress, Status};
+use std::cell::RefCell;
 use std::sync::Arc;
+
+thread_local! {
+    /// Inflate states of this thread: raw deflate, zlib-wrapped.
+    static INFLATE: RefCell<[Option<Decompress>; 2]> = const { RefCell::new([None, None]) };
+}
 
 /// Largest grain we accept, in sectors (8 MiB; VMware uses 128).
 pub const MAX_GRAIN_SECTORS: u64 = 16384;
@@ -417,11 +423,19 @@ impl SparseExtent {
         let zlib = data.len() >= 2
             && data[0] & 0x0f == 8
             && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
-        let mut d = Decompress::new(zlib);
         let gb = self.grain_bytes as usize;
         let mut out = vec![0u8; gb + 1];
-        let status = d
-            .decompress(data, &mut out, FlushDecompress::Finish)
+        // One inflate state per reader thread and stream kind, reset per
+        // grain (a fresh one per grain is an allocation per 64 KiB).
+        let (status, produced) = INFLATE
+            .with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let d = &mut slot[usize::from(zlib)];
+                let d = d.get_or_insert_with(|| Decompress::new(zlib));
+                d.reset(zlib);
+                let st = d.decompress(data, &mut out, FlushDecompress::Finish);
+                st.map(|st| (st, d.total_out() as usize))
+            })
             .map_err(|e| {
                 Error::corrupt(
                     path,
@@ -429,7 +443,6 @@ impl SparseExtent {
                     format!("invalid deflate data in grain {grain}: {e}"),
                 )
             })?;
-        let produced = d.total_out() as usize;
         if produced > gb {
             return Err(Error::corrupt(
                 path,
