@@ -1,9 +1,10 @@
-//! Raw disks: the file is the disk. Holes in a sparse file are reported as
-//! unallocated via `SEEK_DATA`/`SEEK_HOLE`-free probing of file extents is
-//! left to the OS; we report the whole file as data and let the converter's
-//! zero detection skip zeros.
+//! Raw disks: the file (or block device) is the disk. Holes of a sparse
+//! file are reported as [`ExtentKind::Zero`] extents (as `qemu-img map`
+//! does: present, reads as zeros) found with `SEEK_DATA`/`SEEK_HOLE`, so a
+//! conversion reads only the allocated bytes; where the file system cannot
+//! tell, everything is data and the converter's zero detection skips zeros.
 
-use crate::disk::{check_range, Disk, LayerInfo};
+use crate::disk::{check_range, Disk, Extent, ExtentKind, LayerInfo};
 use crate::error::Result;
 use crate::file::ImageFile;
 use std::sync::Arc;
@@ -28,6 +29,20 @@ impl Disk for RawDisk {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         check_range(self.size(), offset, buf.len() as u64)?;
         self.file.read_exact_at(buf, offset)
+    }
+    fn extent(&self, offset: u64, max_len: u64) -> Result<Extent> {
+        check_range(self.size(), offset, 1)?;
+        let max = max_len.min(self.size() - offset);
+        let (kind, len) = match self.file.next_data(offset)? {
+            None => (ExtentKind::Zero, max),
+            Some((start, _)) if start > offset => (ExtentKind::Zero, start - offset),
+            Some((_, end)) => (ExtentKind::Data, end - offset),
+        };
+        Ok(Extent {
+            kind,
+            offset,
+            len: len.min(max),
+        })
     }
     fn layer(&self) -> LayerInfo {
         LayerInfo {

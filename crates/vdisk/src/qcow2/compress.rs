@@ -3,7 +3,17 @@
 
 use super::header::Compression;
 use flate2::{Decompress, FlushDecompress, Status};
+use std::cell::RefCell;
 use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
+
+thread_local! {
+    /// One inflate state per reader thread, reset for each cluster: a
+    /// fresh state per cluster cost an allocation (and its page faults)
+    /// 16 thousand times per GiB.
+    static INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
+    /// One zstd decoder per reader thread (its window buffer is reused).
+    static ZSTD: RefCell<Option<Decoder<'static>>> = const { RefCell::new(None) };
+}
 
 /// Largest zstd window accepted (8 MiB; qcow2 clusters are at most 2 MiB),
 /// so a hostile frame header cannot make the decoder allocate more.
@@ -18,7 +28,15 @@ pub fn decompress(kind: Compression, input: &[u8], out: &mut [u8]) -> Result<(),
 }
 
 fn inflate(input: &[u8], out: &mut [u8]) -> Result<(), String> {
-    let mut d = Decompress::new(false);
+    INFLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let d = slot.get_or_insert_with(|| Decompress::new(false));
+        d.reset(false);
+        inflate_with(d, input, out)
+    })
+}
+
+fn inflate_with(d: &mut Decompress, input: &[u8], out: &mut [u8]) -> Result<(), String> {
     let mut ended = false;
     loop {
         let in_pos = d.total_in() as usize;
@@ -61,9 +79,28 @@ fn inflate(input: &[u8], out: &mut [u8]) -> Result<(), String> {
 
 fn unzstd(input: &[u8], out: &mut [u8]) -> Result<(), String> {
     let zerr = |e: std::io::Error| format!("zstd data is invalid: {e}");
-    let mut dec = Decoder::new().map_err(zerr)?;
-    dec.set_parameter(DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX))
-        .map_err(zerr)?;
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        // A decoder left mid-frame by an earlier error starts a new session;
+        // one that cannot is replaced.
+        if let Some(d) = slot.as_mut() {
+            if d.reinit().is_err() {
+                *slot = None;
+            }
+        }
+        if slot.is_none() {
+            let mut d = Decoder::new().map_err(zerr)?;
+            // Session resets keep parameters: the window cap stays.
+            d.set_parameter(DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX))
+                .map_err(zerr)?;
+            *slot = Some(d);
+        }
+        unzstd_with(slot.as_mut().expect("set above"), input, out)
+    })
+}
+
+fn unzstd_with(dec: &mut Decoder<'static>, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+    let zerr = |e: std::io::Error| format!("zstd data is invalid: {e}");
     let total = out.len();
     let mut inb = InBuffer::around(input);
     let mut hint = 1;

@@ -9,7 +9,13 @@ use super::header::{
 use crate::error::{Error, Result};
 use crate::file::{le, ImageFile};
 use flate2::{Decompress, FlushDecompress, Status};
+use std::cell::RefCell;
 use std::sync::Arc;
+
+thread_local! {
+    /// Inflate states of this thread: raw deflate, zlib-wrapped.
+    static INFLATE: RefCell<[Option<Decompress>; 2]> = const { RefCell::new([None, None]) };
+}
 
 /// Largest grain we accept, in sectors (8 MiB; VMware uses 128).
 pub const MAX_GRAIN_SECTORS: u64 = 16384;
@@ -228,6 +234,15 @@ impl SparseExtent {
     }
 
     fn grain_table(&self, gt_idx: u64) -> Result<Option<Arc<[u32]>>> {
+        self.grain_table_cached(gt_idx, true)
+    }
+
+    /// Grain table `gt_idx` (None when absent). `keep`: insert a table read
+    /// from the file into the cache. Scans over long runs of holes
+    /// ([`SparseExtent::run`]) pass false: they read each table once, and
+    /// filling the cache with them would evict the tables the readers use
+    /// (and cost an eviction per table).
+    fn grain_table_cached(&self, gt_idx: u64, keep: bool) -> Result<Option<Arc<[u32]>>> {
         let Some(&sector) = self.gd.get(gt_idx as usize) else {
             return Ok(None);
         };
@@ -244,7 +259,9 @@ impl SparseExtent {
             "grain table",
         )?;
         let gt: Arc<[u32]> = raw.chunks_exact(4).map(|c| le::u32(c, 0)).collect();
-        self.gt_cache.insert(gt_idx, gt.clone());
+        if keep {
+            self.gt_cache.insert(gt_idx, gt.clone());
+        }
         Ok(Some(gt))
     }
 
@@ -265,48 +282,59 @@ impl SparseExtent {
         })
     }
 
-    /// True when the whole grain table covering `grain` is absent (or
-    /// beyond the capacity), so all its grains are unallocated.
-    fn table_absent(&self, grain: u64) -> bool {
-        grain.saturating_mul(self.grain_bytes) >= self.capacity
-            || !matches!(self.gd.get((grain / self.gtes_per_gt) as usize), Some(&s) if s != 0)
-    }
-
     /// The state of the grain at extent-relative byte `rel` and how many
     /// bytes from `rel` (at most `limit`) share that state (data, zero or
-    /// unallocated). Scans at most 65536 grain-table entries per call;
-    /// absent grain tables are skipped whole.
+    /// unallocated). Absent grain tables are skipped whole; present ones
+    /// are scanned as slices (no per-grain cache lookup), at most 4096
+    /// tables per call so that one call stays bounded.
     pub fn run(&self, rel: u64, limit: u64) -> Result<(Grain, u64)> {
+        const UNALLOC: u8 = 2;
+        let class = |gte: u32| match gte {
+            0 => UNALLOC,
+            1 => 1,
+            _ => 0,
+        };
         let gb = self.grain_bytes;
         let end = rel.saturating_add(limit);
+        let end_grain = end.div_ceil(gb);
         let first = self.lookup(rel / gb)?;
-        let class = |g: Grain| match g {
-            Grain::Data(_) => 0u8,
+        let cls = match first {
+            Grain::Data(_) => 0,
             Grain::Zero => 1,
-            Grain::Unallocated => 2,
+            Grain::Unallocated => UNALLOC,
         };
-        let mut pos = (rel / gb + 1).saturating_mul(gb);
-        let mut budget = 65536u32;
-        while pos < end && budget > 0 {
-            let g = pos / gb;
-            if class(first) == 2 && self.table_absent(g) {
-                let gt_end = (g / self.gtes_per_gt + 1)
-                    .saturating_mul(self.gtes_per_gt)
-                    .saturating_mul(gb);
-                pos = if g.saturating_mul(gb) >= self.capacity {
-                    end
-                } else {
-                    gt_end
-                };
-                continue;
-            }
-            budget -= 1;
-            if class(self.lookup(g)?) != class(first) {
+        let mut g = rel / gb + 1;
+        let mut tables = 0u32;
+        while g < end_grain && tables < 4096 {
+            if g.saturating_mul(gb) >= self.capacity {
+                // Beyond the capacity every grain is unallocated.
+                if cls == UNALLOC {
+                    g = end_grain;
+                }
                 break;
             }
-            pos = pos.saturating_add(gb);
+            tables += 1;
+            let gt_idx = g / self.gtes_per_gt;
+            let gt_end = ((gt_idx + 1) * self.gtes_per_gt).min(end_grain);
+            // The first table (the one `rel` is in) was just used by
+            // `lookup` and is cached; the following ones are scanned once.
+            match self.grain_table_cached(gt_idx, false)? {
+                None if cls == UNALLOC => g = gt_end,
+                None => break,
+                Some(gt) => {
+                    let base = gt_idx * self.gtes_per_gt;
+                    let same = gt[(g - base) as usize..(gt_end - base) as usize]
+                        .iter()
+                        .take_while(|&&e| class(e) == cls)
+                        .count() as u64;
+                    g += same;
+                    if g < gt_end {
+                        break;
+                    }
+                }
+            }
         }
-        Ok((first, pos.min(end) - rel))
+        Ok((first, g.saturating_mul(gb).min(end) - rel))
     }
 
     /// Read `buf` at extent-relative offset `rel`; unallocated parts are
@@ -395,11 +423,19 @@ impl SparseExtent {
         let zlib = data.len() >= 2
             && data[0] & 0x0f == 8
             && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
-        let mut d = Decompress::new(zlib);
         let gb = self.grain_bytes as usize;
         let mut out = vec![0u8; gb + 1];
-        let status = d
-            .decompress(data, &mut out, FlushDecompress::Finish)
+        // One inflate state per reader thread and stream kind, reset per
+        // grain (a fresh one per grain is an allocation per 64 KiB).
+        let (status, produced) = INFLATE
+            .with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let d = &mut slot[usize::from(zlib)];
+                let d = d.get_or_insert_with(|| Decompress::new(zlib));
+                d.reset(zlib);
+                let st = d.decompress(data, &mut out, FlushDecompress::Finish);
+                st.map(|st| (st, d.total_out() as usize))
+            })
             .map_err(|e| {
                 Error::corrupt(
                     path,
@@ -407,7 +443,6 @@ impl SparseExtent {
                     format!("invalid deflate data in grain {grain}: {e}"),
                 )
             })?;
-        let produced = d.total_out() as usize;
         if produced > gb {
             return Err(Error::corrupt(
                 path,

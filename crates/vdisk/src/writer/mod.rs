@@ -72,12 +72,17 @@ impl Chunk {
     }
 }
 
+/// Bytes written between two writeback kicks (see [`TempOutput::wrote`]).
+const KICK_BYTES: u64 = 32 << 20;
+
 /// A file being written under a temporary name next to its final path.
 #[derive(Debug)]
 pub struct TempOutput {
     final_path: PathBuf,
     tmp_path: PathBuf,
     file: Option<File>,
+    /// Everything below this offset has been handed to writeback.
+    kicked: u64,
 }
 
 impl TempOutput {
@@ -109,7 +114,26 @@ impl TempOutput {
             final_path: final_path.to_path_buf(),
             tmp_path,
             file: Some(file),
+            kicked: 0,
         })
+    }
+
+    /// Note that the output has been written up to `end` (writers write in
+    /// increasing order, apart from the final metadata). Every
+    /// [`KICK_BYTES`] the range written since the last kick is handed to the
+    /// kernel's writeback (`posix_fadvise(DONTNEED)` starts writing dirty
+    /// pages without waiting for them), so the disk writes while we are
+    /// still reading and the `fsync` in [`TempOutput::commit`] waits only
+    /// for the tail: the conversion costs max(CPU, disk), not their sum.
+    pub fn wrote(&mut self, end: u64) {
+        if end < self.kicked + KICK_BYTES {
+            return;
+        }
+        if let (Some(f), Some(len)) = (&self.file, std::num::NonZeroU64::new(end - self.kicked)) {
+            // Advisory: a failure only means the fsync does all the work.
+            let _ = rustix::fs::fadvise(f, self.kicked, Some(len), rustix::fs::Advice::DontNeed);
+        }
+        self.kicked = end;
     }
 
     /// The open temporary file.

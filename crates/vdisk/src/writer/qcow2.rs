@@ -119,6 +119,7 @@ impl Qcow2Writer {
             .file()
             .write_all_at(&self.pending, off)
             .map_err(|e| Error::io(self.out.tmp_path(), Some(off), "write failed", e))?;
+        self.out.wrote(off + self.pending.len() as u64);
         self.pending.clear();
         Ok(())
     }
@@ -128,7 +129,9 @@ impl Qcow2Writer {
         self.out
             .file()
             .write_all_at(data, off)
-            .map_err(|e| Error::io(self.out.tmp_path(), Some(off), "write failed", e))
+            .map_err(|e| Error::io(self.out.tmp_path(), Some(off), "write failed", e))?;
+        self.out.wrote(off + data.len() as u64);
+        Ok(())
     }
 
     fn bump(&mut self, from: u64, to_excl: u64) {

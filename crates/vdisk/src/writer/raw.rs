@@ -56,6 +56,7 @@ impl SeqWriter for RawWriter {
                 .file()
                 .write_all_at(bytes, off)
                 .map_err(|e| Error::io(self.out.tmp_path(), Some(off), "write failed", e))?;
+            self.out.wrote(off + bytes.len() as u64);
         }
         Ok(())
     }
