@@ -58,7 +58,7 @@ fn words(line: &str, vars: &BTreeMap<String, String>) -> Vec<String> {
     let mut it = line.chars().peekable();
     while let Some(c) = it.next() {
         match c {
-            ' ' | '\t' | ';' if true => {
+            ' ' | '\t' | ';' => {
                 if have {
                     out.push(std::mem::take(&mut cur));
                     have = false;
@@ -143,6 +143,11 @@ fn expand(
     vars.get(&name).cloned().unwrap_or_default()
 }
 
+/// The non-empty words (an unset `$var` expands to nothing).
+fn nonempty(w: &[String]) -> Vec<String> {
+    w.iter().filter(|x| !x.is_empty()).cloned().collect()
+}
+
 /// Evaluate a `[ ... ]` test; None when it is not one we understand.
 fn test(w: &[String]) -> Option<bool> {
     let w: Vec<&str> = w.iter().map(String::as_str).collect();
@@ -200,109 +205,116 @@ pub fn parse_grub_cfg(text: &str, grubenv: &BTreeMap<String, String>) -> Result<
     let running = |ifs: &Vec<(bool, bool, bool)>| ifs.last().is_none_or(|t| t.0);
     for (lineno, line) in text.lines().enumerate() {
         let w = words(line, &vars);
-        let Some(first) = w.first() else { continue };
-        let cmd: Vec<String> = w.iter().take_while(|x| *x != ";").cloned().collect();
-        match first.as_str() {
-            "if" | "elif" => {
-                let cond = test(&cmd[1..]).unwrap_or(true);
-                if first == "if" {
-                    let parent = running(&ifs);
-                    ifs.push((parent && cond, parent && cond, parent));
-                } else if let Some(t) = ifs.last_mut() {
-                    let run = t.2 && !t.1 && cond;
-                    t.0 = run;
-                    t.1 |= run;
+        for part in w.split(|x| x == ";") {
+            let cmd: Vec<String> = match part.first().map(String::as_str) {
+                Some("then" | "do") => part[1..].to_vec(),
+                _ => part.to_vec(),
+            };
+            let Some(first) = cmd.first().cloned() else {
+                continue;
+            };
+            match first.as_str() {
+                "if" | "elif" => {
+                    let cond = test(&cmd[1..]).unwrap_or(true);
+                    if first == "if" {
+                        let parent = running(&ifs);
+                        ifs.push((parent && cond, parent && cond, parent));
+                    } else if let Some(t) = ifs.last_mut() {
+                        let run = t.2 && !t.1 && cond;
+                        t.0 = run;
+                        t.1 |= run;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            "else" => {
-                if let Some(t) = ifs.last_mut() {
-                    t.0 = t.2 && !t.1;
-                    t.1 = true;
+                "else" => {
+                    if let Some(t) = ifs.last_mut() {
+                        t.0 = t.2 && !t.1;
+                        t.1 = true;
+                    }
+                    continue;
                 }
+                "fi" => {
+                    ifs.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            if !running(&ifs) && !matches!(first.as_str(), "menuentry" | "submenu" | "}") {
                 continue;
             }
-            "fi" => {
-                ifs.pop();
-                continue;
-            }
-            _ => {}
-        }
-        if !running(&ifs) && !matches!(first.as_str(), "menuentry" | "submenu" | "}") {
-            continue;
-        }
-        match first.as_str() {
-            "set" if cmd.len() >= 2 => {
-                if let Some((k, v)) = cmd[1].split_once('=') {
-                    vars.insert(k.to_string(), v.to_string());
-                    if k == "default" {
-                        cfg.default = Some(v.to_string());
+            match first.as_str() {
+                "set" if cmd.len() >= 2 => {
+                    if let Some((k, v)) = cmd[1].split_once('=') {
+                        vars.insert(k.to_string(), v.to_string());
+                        if k == "default" {
+                            cfg.default = Some(v.to_string());
+                        }
                     }
                 }
-            }
-            "menuentry" | "submenu" => {
-                let title = cmd.get(1).cloned().unwrap_or_default();
-                let id = cmd
-                    .iter()
-                    .position(|x| x == "--id")
-                    .and_then(|i| cmd.get(i + 1))
-                    .cloned();
-                if first == "submenu" {
-                    let start = cfg.entries.len();
-                    cfg.tops.push((title.clone(), id, start, 0));
-                    blocks.push(Block::Sub(title, cfg.tops.len() - 1));
-                } else {
-                    blocks.push(Block::Menu(BootEntry {
-                        title,
-                        id,
-                        ..Default::default()
-                    }));
-                }
-            }
-            "function" => blocks.push(Block::Other),
-            "}" => match blocks.pop() {
-                Some(Block::Menu(mut e)) => {
-                    if cfg.entries.len() >= MAX_ENTRIES {
-                        return Err(LinuxError::Limit {
-                            what: "grub.cfg menu entries",
-                            offset: lineno as u64 + 1,
-                            limit: MAX_ENTRIES as u64,
-                        });
-                    }
-                    e.submenu = blocks
+                "menuentry" | "submenu" => {
+                    let title = cmd.get(1).cloned().unwrap_or_default();
+                    let id = cmd
                         .iter()
-                        .filter_map(|b| match b {
-                            Block::Sub(t, _) => Some(t.clone()),
-                            _ => None,
-                        })
-                        .collect();
-                    if e.submenu.is_empty() {
-                        cfg.tops
-                            .push((e.title.clone(), e.id.clone(), cfg.entries.len(), 1));
+                        .position(|x| x == "--id")
+                        .and_then(|i| cmd.get(i + 1))
+                        .cloned();
+                    if first == "submenu" {
+                        let start = cfg.entries.len();
+                        cfg.tops.push((title.clone(), id, start, 0));
+                        blocks.push(Block::Sub(title, cfg.tops.len() - 1));
+                    } else {
+                        blocks.push(Block::Menu(BootEntry {
+                            title,
+                            id,
+                            ..Default::default()
+                        }));
                     }
-                    cfg.entries.push(e);
                 }
-                Some(Block::Sub(_, top)) => {
-                    let t = &mut cfg.tops[top];
-                    t.3 = cfg.entries.len() - t.2;
+                "function" => blocks.push(Block::Other),
+                "}" => match blocks.pop() {
+                    Some(Block::Menu(mut e)) => {
+                        if cfg.entries.len() >= MAX_ENTRIES {
+                            return Err(LinuxError::Limit {
+                                what: "grub.cfg menu entries",
+                                offset: lineno as u64 + 1,
+                                limit: MAX_ENTRIES as u64,
+                            });
+                        }
+                        e.submenu = blocks
+                            .iter()
+                            .filter_map(|b| match b {
+                                Block::Sub(t, _) => Some(t.clone()),
+                                _ => None,
+                            })
+                            .collect();
+                        if e.submenu.is_empty() {
+                            cfg.tops
+                                .push((e.title.clone(), e.id.clone(), cfg.entries.len(), 1));
+                        }
+                        cfg.entries.push(e);
+                    }
+                    Some(Block::Sub(_, top)) => {
+                        let t = &mut cfg.tops[top];
+                        t.3 = cfg.entries.len() - t.2;
+                    }
+                    Some(_) | None => {}
+                },
+                "linux" | "linux16" | "linuxefi" | "kernel" => {
+                    if let Some(Block::Menu(e)) = blocks.last_mut() {
+                        e.kernel = cmd.get(1).cloned().unwrap_or_default();
+                        e.cmdline = nonempty(cmd.get(2..).unwrap_or_default()).join(" ");
+                    }
                 }
-                Some(_) | None => {}
-            },
-            "linux" | "linux16" | "linuxefi" | "kernel" => {
-                if let Some(Block::Menu(e)) = blocks.last_mut() {
-                    e.kernel = cmd.get(1).cloned().unwrap_or_default();
-                    e.cmdline = cmd.get(2..).unwrap_or_default().join(" ");
+                "initrd" | "initrd16" | "initrdefi" => {
+                    if let Some(Block::Menu(e)) = blocks.last_mut() {
+                        e.initrd = nonempty(&cmd[1..]);
+                    }
                 }
-            }
-            "initrd" | "initrd16" | "initrdefi" => {
-                if let Some(Block::Menu(e)) = blocks.last_mut() {
-                    e.initrd = cmd[1..].to_vec();
-                }
-            }
-            "blscfg" => cfg.uses_bls = true,
-            _ => {
-                if line.trim_end().ends_with('{') {
-                    blocks.push(Block::Other);
+                "blscfg" => cfg.uses_bls = true,
+                _ => {
+                    if cmd.last().is_some_and(|x| x == "{") {
+                        blocks.push(Block::Other);
+                    }
                 }
             }
         }
@@ -322,6 +334,15 @@ impl GrubConfig {
         if d.is_empty() {
             return None;
         }
+        self.select_path(d).or_else(|| {
+            // A title or id of a nested entry given without its submenu.
+            self.entries
+                .iter()
+                .find(|e| e.id.as_deref() == Some(d) || e.title == d)
+        })
+    }
+
+    fn select_path(&self, d: &str) -> Option<&BootEntry> {
         let mut parts = d.split('>');
         let top = parts.next()?;
         let sub = parts.next();
@@ -330,8 +351,7 @@ impl GrubConfig {
         } else {
             self.tops
                 .iter()
-                .find(|t| t.1.as_deref() == Some(top) || t.0 == top)
-                .or_else(|| None)?
+                .find(|t| t.1.as_deref() == Some(top) || t.0 == top)?
         };
         let range = &self.entries[t.2..(t.2 + t.3).min(self.entries.len())];
         match sub {
@@ -343,12 +363,6 @@ impl GrubConfig {
                     .find(|e| e.id.as_deref() == Some(s) || e.title == s),
             },
         }
-        .or_else(|| {
-            // A title or id of a nested entry given without its submenu.
-            self.entries
-                .iter()
-                .find(|e| e.id.as_deref() == Some(d) || e.title == d)
-        })
     }
 }
 
@@ -378,7 +392,7 @@ pub fn parse_bls(name: &str, text: &str, grubenv: &BTreeMap<String, String>) -> 
             "title" => e.title = v.to_string(),
             "version" => version = v.to_string(),
             "linux" => e.kernel = v.to_string(),
-            "initrd" => e.initrd.extend(v.split_whitespace().map(str::to_string)),
+            "initrd" => e.initrd.extend(nonempty(&words(v, grubenv))),
             "options" => {
                 let w = words(v, grubenv);
                 e.cmdline = w
