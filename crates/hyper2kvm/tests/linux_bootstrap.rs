@@ -294,3 +294,100 @@ fn host_only_guest_fixes_itself_and_boots_on_virtio() {
         "{after:#?}"
     );
 }
+
+/// The extra archive (read back by GNU cpio and by our initrd reader after
+/// a gzip initrd), the command line, and the result log parser.
+#[test]
+fn extra_archive_cmdline_and_result_log() {
+    use guest::linux::cpio;
+    use hyper2kvm::linuxfix::{
+        bootstrap_cmdline, bootstrap_initrd, extra_cpio, parse_result, Controller,
+    };
+    need("cpio");
+    let b = Bootstrap {
+        disks: vec![(PathBuf::from("/nonexistent.raw"), "raw".into())],
+        kernel: vec![],
+        initrd: vec![],
+        cmdline: "BOOT_IMAGE=/vmlinuz root=UUID=1 ro quiet splash".into(),
+        initrd_path: "/boot/initrd.img-6.1.0-50-amd64".into(),
+        kernel_version: "6.1.0-50-amd64".into(),
+        controller: Controller::Ide,
+        edits: vec![FileEdit {
+            path: "/etc/fstab".into(),
+            old: b"/dev/sda1 / ext4 defaults 0 1\n".to_vec(),
+            new: b"UUID=1 / ext4 defaults 0 1\n".to_vec(),
+        }],
+        links: vec![LinkPin {
+            mac: "00:50:56:3F:12:34".into(),
+            name: "ens192".into(),
+        }],
+        work_dir: PathBuf::from("/nonexistent"),
+        timeout: Duration::from_secs(1),
+        memory_mib: 512,
+        accel: "tcg".into(),
+    };
+    let extra = extra_cpio(&b, "n0nce").unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let ar = t.path().join("extra.cpio");
+    std::fs::write(&ar, &extra).unwrap();
+    let listed = Command::new("sh")
+        .arg("-c")
+        .arg(format!("cpio -t --quiet < {}", ar.display()))
+        .output()
+        .unwrap();
+    let names = String::from_utf8(listed.stdout).unwrap();
+    let names: Vec<&str> = names.lines().collect();
+    assert!(
+        names.contains(&"h2k-init") && names.contains(&"h2k/fix.sh"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| *n == "bin" || *n == "lib" || n.starts_with("bin/") || n.starts_with("lib/")),
+        "the archive must not replace the initrd's merged-/usr symlinks: {names:?}"
+    );
+    let entries = cpio::list(&extra).unwrap();
+    assert_eq!(entries.len(), names.len());
+    let fix = Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd {} && cpio -id --quiet < extra.cpio && sh -n h2k/fix.sh && sh -n h2k/hook && sh -n h2k-init && cat h2k/ens192", t.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        fix.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fix.stderr)
+    );
+    let link = String::from_utf8(fix.stdout).unwrap();
+    assert!(
+        link.contains("MACAddress=00:50:56:3f:12:34\n") && link.contains("Name=ens192\n"),
+        "{link}"
+    );
+    // Appended to a 3-byte "initrd": padded to 4 first.
+    let joined = bootstrap_initrd(b"abc", &extra);
+    assert_eq!(&joined[..4], b"abc\0");
+    assert_eq!(&joined[4..], &extra[..]);
+    let cl = bootstrap_cmdline(&b.cmdline);
+    assert_eq!(
+        cl,
+        "BOOT_IMAGE=/vmlinuz root=UUID=1 ro console=ttyS0,115200n8 rdinit=/h2k-init panic=1 rd.shell=0 rd.emergency=poweroff"
+    );
+    // Values that would break out of the script are refused.
+    let mut bad = b.clone();
+    bad.kernel_version = "6.1'; reboot; '".into();
+    assert!(extra_cpio(&bad, "n").is_err());
+    let mut bad = b.clone();
+    bad.links[0].name = "../../x".into();
+    assert!(extra_cpio(&bad, "n").is_err());
+
+    let log = "H2K-STEP remount-rw\nH2K-RC remount-rw 0\nH2K-STEP rebuild-initramfs\nupdate-initramfs: Generating /boot/initrd.img-6.1.0-50-amd64\nE: something broke\nH2K-RC rebuild-initramfs 1\nH2K-END rc=1\n";
+    let (steps, end) = parse_result(log);
+    assert_eq!(end, Some(1));
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[1].rc, 1);
+    assert!(steps[1].output.contains("E: something broke"));
+    let (steps, end) = parse_result("H2K-STEP rebuild-initramfs\npartial\n");
+    assert_eq!(end, None);
+    assert_eq!(steps[0].rc, -1);
+}
