@@ -32,6 +32,6 @@ $SUDO apt-get install -y -qq \
   ntfs-3g sleuthkit libhivex-bin libwin-hivex-perl reglookup \
   libregf-utils libfsntfs-utils libvmdk-utils libvhdi-utils libqcow-utils \
   libvirt-clients libvirt-daemon libxml2-utils swtpm swtpm-tools debootstrap python3-pip \
-  groff-base >/dev/null
+  groff-base cpio zstd initramfs-tools-core >/dev/null
 python3 -m pip install -q regipy >/dev/null 2>&1 || pip install -q regipy >/dev/null
 echo "install-deps: done"

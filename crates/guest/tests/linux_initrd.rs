@@ -249,7 +249,15 @@ fn writer_refuses_bad_names_and_reader_reports_offsets() {
     w.file("a", 0o644, &[1u8; 600]).unwrap();
     let full = w.finish();
     let e = cpio::list(&full[..300]).unwrap_err().to_string();
-    assert!(e.contains("early") || e.contains("read failed"), "{e}");
+    assert!(
+        e.contains("offset 300") && e.contains("412 bytes early"),
+        "{e}"
+    );
+    // A truncated header: the read error is kept as the cause.
+    let e = cpio::list(&full[..50]).unwrap_err();
+    let cause = std::error::Error::source(&e).map(|c| format!("{c:?}"));
+    assert!(e.to_string().contains("offset 0"), "{e}");
+    assert!(cause.is_some_and(|c| c.contains("UnexpectedEof")), "{e:?}");
     // Unsupported compression named.
     let e = Initrd::parse(b"BZh91AY&SY").unwrap_err().to_string();
     assert!(e.contains("bzip2"), "{e}");

@@ -83,6 +83,27 @@ fn debugfs_w(img: &Path, cmds: &[String]) {
     }
 }
 
+fn names(i: &Initrd) -> Vec<String> {
+    i.entries.iter().map(|e| e.name.clone()).collect()
+}
+
+/// initramfs-tools' own lister (the oracle for the reader).
+fn lsinitramfs(initrd: &[u8], tmp: &Path) -> Vec<String> {
+    let p = tmp.join("lsinitramfs.img");
+    std::fs::write(&p, initrd).unwrap();
+    let out = Command::new("lsinitramfs").arg(&p).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 fn spec(argv: Vec<String>, phase: &str, out: &Path) -> BootSpec {
     let mut s = BootSpec::new(argv, phase, out);
     s.accel = Accel::Tcg;
@@ -100,7 +121,13 @@ fn virtio_disk(img: &Path) -> Vec<String> {
 
 #[test]
 fn host_only_guest_fixes_itself_and_boots_on_virtio() {
-    for t in ["debugfs", "e2fsck", "blkid", "qemu-system-x86_64"] {
+    for t in [
+        "debugfs",
+        "e2fsck",
+        "blkid",
+        "lsinitramfs",
+        "qemu-system-x86_64",
+    ] {
         need(t);
     }
     let dir = tempfile::tempdir().unwrap();
@@ -134,7 +161,13 @@ fn host_only_guest_fixes_itself_and_boots_on_virtio() {
     assert_eq!(entry.initrd, vec![format!("/boot/initrd.img-{kver}")]);
     let initrd_path = entry.initrd[0].clone();
     let old_initrd = dump(&img, &initrd_path, tmp).unwrap();
-    let report = Initrd::parse(&old_initrd).unwrap().report();
+    let parsed = Initrd::parse(&old_initrd).unwrap();
+    assert_eq!(
+        names(&parsed),
+        lsinitramfs(&old_initrd, tmp),
+        "listing vs lsinitramfs"
+    );
+    let report = parsed.report();
     let kconfig = KernelConfig::parse(&String::from_utf8_lossy(
         &dump(&img, &format!("/boot/config-{kver}"), tmp).unwrap(),
     ));
@@ -233,7 +266,13 @@ fn host_only_guest_fixes_itself_and_boots_on_virtio() {
         "the backup is the old initrd byte for byte"
     );
     let new_initrd = dump(&img, &initrd_path, tmp).expect("new initrd");
-    let new_report = Initrd::parse(&new_initrd).unwrap().report();
+    let new_parsed = Initrd::parse(&new_initrd).unwrap();
+    assert_eq!(
+        names(&new_parsed),
+        lsinitramfs(&new_initrd, tmp),
+        "listing vs lsinitramfs"
+    );
+    let new_report = new_parsed.report();
     for m in ["virtio_blk", "virtio_scsi", "virtio_pci", "virtio_net"] {
         assert_ne!(
             new_report.presence(m),

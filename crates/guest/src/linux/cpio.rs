@@ -150,11 +150,11 @@ impl<R: BufRead> Src<'_, R> {
     }
 }
 
-fn io_err(offset: u64, what: &'static str, e: std::io::Error) -> LinuxError {
-    LinuxError::Format {
+fn io_err(offset: u64, what: &'static str, source: std::io::Error) -> LinuxError {
+    LinuxError::Io {
         what,
         offset,
-        detail: format!("read failed: {e}"),
+        source,
     }
 }
 

@@ -28,6 +28,17 @@ pub enum LinuxError {
         /// What was expected and what was found.
         detail: String,
     },
+    /// Reading the (decompressed) stream failed.
+    #[error("{what} at offset {offset}: read failed")]
+    Io {
+        /// What was being read.
+        what: &'static str,
+        /// Byte offset in the stream.
+        offset: u64,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A size limit was hit.
     #[error("{what} at offset {offset}: over the limit of {limit}")]
     Limit {
