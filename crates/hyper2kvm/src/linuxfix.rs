@@ -472,8 +472,18 @@ fn validate(b: &Bootstrap) -> Result<(), LinuxFixError> {
             )));
         }
     }
-    if b.disks.is_empty() {
-        return Err(LinuxFixError::Input("no disk".into()));
+    // Slots left for the result disk: PIIX IDE has 4, our AHCI use 6.
+    let max = match b.controller {
+        Controller::Ide => 3,
+        Controller::Sata => 5,
+        _ => 15,
+    };
+    if b.disks.is_empty() || b.disks.len() > max {
+        return Err(LinuxFixError::Input(format!(
+            "{} disks on {:?} (1..={max} plus the result disk)",
+            b.disks.len(),
+            b.controller
+        )));
     }
     for (p, f) in &b.disks {
         if f != "raw" && f != "qcow2" {
