@@ -238,3 +238,15 @@ fn kernel_config_states_and_bzimage_version() {
     assert_eq!(bzimage_release(&img[..0x300]), None);
     assert_eq!(bzimage_release(b"MZ"), None);
 }
+
+#[test]
+fn hostile_grub_cfg_nesting_is_refused_with_its_line() {
+    let deep = "submenu 'a' {\n".repeat(100) + "menuentry 'x' {\nlinux /k\n}\n";
+    let e = default_boot(Some(&deep), None, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nesting") && e.contains("offset 33"), "{e}");
+    // Unbalanced braces and stray fi/else do not panic.
+    let odd = "}\n}\nfi\nelse\nmenuentry 'x' {\nlinux /k a\n";
+    assert!(default_boot(Some(odd), None, &[]).is_err());
+}

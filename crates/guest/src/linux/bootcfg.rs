@@ -35,6 +35,8 @@ pub struct BootEntry {
 
 /// Longest config accepted (bytes).
 pub const MAX_CONFIG: usize = 4 << 20;
+/// Deepest `menuentry`/`submenu` nesting accepted.
+pub const MAX_DEPTH: usize = 32;
 /// Most entries kept.
 pub const MAX_ENTRIES: usize = 4096;
 
@@ -316,6 +318,13 @@ pub fn parse_grub_cfg(text: &str, grubenv: &BTreeMap<String, String>) -> Result<
                         blocks.push(Block::Other);
                     }
                 }
+            }
+            if blocks.len() > MAX_DEPTH {
+                return Err(LinuxError::Limit {
+                    what: "grub.cfg block nesting (line)",
+                    offset: lineno as u64 + 1,
+                    limit: MAX_DEPTH as u64,
+                });
             }
         }
     }
