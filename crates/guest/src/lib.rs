@@ -11,6 +11,7 @@ pub mod fixgeo;
 pub mod fs;
 pub mod geometry;
 pub mod inspect;
+pub mod linux;
 pub mod partition;
 pub mod plan;
 pub mod testdisk;

@@ -8,6 +8,7 @@ pub mod diskconv;
 pub mod driverdisk;
 pub mod errors;
 pub mod fixtures;
+pub mod linuxfix;
 pub mod migrate;
 pub mod validate;
 pub mod winfix;

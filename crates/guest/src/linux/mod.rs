@@ -1,0 +1,77 @@
+//! Linux guest inspection over bytes: boot loader configuration (grub2
+//! `grub.cfg` + `grubenv`, BLS `loader/entries`), initramfs contents (newc
+//! cpio, gzip/xz/zstd-compressed, concatenated archives with an
+//! uncompressed early-microcode prefix), kernel configuration, bus-specific
+//! device names in fstab/crypttab, and a deterministic newc cpio writer
+//! (the extra archive of the bootstrap boot).
+//!
+//! Every function here is pure: the caller reads the files (from `/boot`
+//! and the root filesystem) and passes their bytes. Every size is bounded
+//! and errors name the offset and what was expected.
+
+pub mod bootcfg;
+pub mod cpio;
+pub mod fstab;
+pub mod initrd;
+pub mod kconfig;
+
+/// Errors of the Linux parsers.
+#[derive(Debug, thiserror::Error)]
+pub enum LinuxError {
+    /// The bytes do not have the expected structure.
+    #[error("{what} at offset {offset}: {detail}")]
+    Format {
+        /// What was being parsed (`cpio header`, `grub.cfg`...).
+        what: &'static str,
+        /// Byte offset (or line number for text formats, see `what`).
+        offset: u64,
+        /// What was expected and what was found.
+        detail: String,
+    },
+    /// Reading the (decompressed) stream failed.
+    #[error("{what} at offset {offset}: read failed")]
+    Io {
+        /// What was being read.
+        what: &'static str,
+        /// Byte offset in the stream.
+        offset: u64,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A size limit was hit.
+    #[error("{what} at offset {offset}: over the limit of {limit}")]
+    Limit {
+        /// What hit the limit.
+        what: &'static str,
+        /// Byte offset where it happened.
+        offset: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A compressed stream could not be decoded.
+    #[error("{compression} stream at offset {offset}")]
+    Decompress {
+        /// `gzip`, `xz`, `zstd`.
+        compression: &'static str,
+        /// Offset of the stream in the initrd.
+        offset: u64,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A compression format we do not decode.
+    #[error("initrd segment at offset {offset} is {compression}-compressed, which is not supported (gzip, xz, zstd are)")]
+    Unsupported {
+        /// Name of the format.
+        compression: &'static str,
+        /// Offset of the segment.
+        offset: u64,
+    },
+    /// Nothing usable was found (no boot entry, ...).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Result type of this module.
+pub type Result<T> = std::result::Result<T, LinuxError>;
