@@ -12,179 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-fn run(prog: &str, args: &[&str]) {
-    testkit::run_tool(prog, args);
-}
-
-fn unxz(dir: &Path, name: &str) -> PathBuf {
-    testkit::need("xz");
-    let out = testkit::run_bytes(
-        Command::new("xz")
-            .arg("-dc")
-            .arg(testkit::testdata(&format!("hives/{name}.xz"))),
-    );
-    let p = dir.join(name);
-    std::fs::write(&p, out).unwrap();
-    p
-}
-
-/// A minimal PE image: MZ, `e_lfanew` 0x80, `PE\0\0`, the machine type.
-fn pe(machine: u16) -> Vec<u8> {
-    let mut b = vec![0u8; 1024];
-    b[..2].copy_from_slice(b"MZ");
-    b[0x3c] = 0x80;
-    b[0x80..0x84].copy_from_slice(b"PE\0\0");
-    b[0x84..0x86].copy_from_slice(&machine.to_le_bytes());
-    b
-}
-
-/// A SOFTWARE hive: the minimal hive merged with `keys` (key path under
-/// SOFTWARE, value lines in .reg syntax); parent keys are added.
-fn software_hive(dir: &Path, keys: &[(&str, &[&str])]) -> PathBuf {
-    testkit::need("hivexregedit");
-    let mut paths: Vec<String> = Vec::new();
-    for (k, _) in keys {
-        let parts: Vec<&str> = k.split('\\').collect();
-        for i in 1..parts.len() {
-            let p = parts[..i].join("\\");
-            if !paths.contains(&p) && !keys.iter().any(|(x, _)| *x == p) {
-                paths.push(p);
-            }
-        }
-    }
-    let mut text = String::from("Windows Registry Editor Version 5.00\n\n");
-    for p in &paths {
-        text.push_str(&format!("[HKEY_LOCAL_MACHINE\\SOFTWARE\\{p}]\n\n"));
-    }
-    for (k, values) in keys {
-        text.push_str(&format!("[HKEY_LOCAL_MACHINE\\SOFTWARE\\{k}]\n"));
-        for v in *values {
-            text.push_str(v);
-            text.push('\n');
-        }
-        text.push('\n');
-    }
-    let reg = dir.join("software.reg");
-    std::fs::write(&reg, text).unwrap();
-    let hive = dir.join("SOFTWARE");
-    std::fs::copy(testkit::testdata("phony-windows/minimal-hive"), &hive).unwrap();
-    let mut perm = std::fs::metadata(&hive).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&hive, perm).unwrap();
-    run(
-        "hivexregedit",
-        &[
-            "--merge",
-            "--prefix",
-            "HKEY_LOCAL_MACHINE\\SOFTWARE",
-            hive.to_str().unwrap(),
-            reg.to_str().unwrap(),
-        ],
-    );
-    hive
-}
-
-/// Make an NTFS partition image of `mib` MiB starting at sector `start`,
-/// mount it with ntfs-3g and let `fill` populate it.
-fn ntfs_part(dir: &Path, name: &str, mib: u64, start: u64, fill: impl FnOnce(&Path)) -> PathBuf {
-    testkit::need("mkntfs");
-    testkit::need("ntfs-3g");
-    let img = dir.join(name);
-    testkit::sparse_file(&img, mib << 20);
-    let p = start.to_string();
-    run(
-        "mkntfs",
-        &[
-            "-F",
-            "-Q",
-            "-q",
-            "-p",
-            &p,
-            "-H",
-            "255",
-            "-S",
-            "63",
-            img.to_str().unwrap(),
-        ],
-    );
-    let mnt = dir.join(format!("{name}.mnt"));
-    std::fs::create_dir_all(&mnt).unwrap();
-    run("ntfs-3g", &[img.to_str().unwrap(), mnt.to_str().unwrap()]);
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fill(&mnt)));
-    let u = Command::new("fusermount")
-        .args(["-u", mnt.to_str().unwrap()])
-        .status()
-        .unwrap();
-    if let Err(e) = r {
-        std::panic::resume_unwind(e);
-    }
-    assert!(u.success(), "fusermount -u {}", mnt.display());
-    img
-}
-
-fn put(root: &Path, path: &str, bytes: &[u8]) {
-    let p = root.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
-/// A FAT16 ESP image holding the BCD at `EFI/Microsoft/Boot/BCD`.
-fn esp_part(dir: &Path, mib: u64, bcd: &Path) -> PathBuf {
-    testkit::need("mkfs.fat");
-    testkit::need("mcopy");
-    let img = dir.join("esp.img");
-    testkit::sparse_file(&img, mib << 20);
-    run(
-        "mkfs.fat",
-        &["-F", "16", "-n", "ESP", img.to_str().unwrap()],
-    );
-    let i = img.to_str().unwrap();
-    for d in ["::EFI", "::EFI/Microsoft", "::EFI/Microsoft/Boot"] {
-        run("mmd", &["-i", i, d]);
-    }
-    run(
-        "mcopy",
-        &["-i", i, bcd.to_str().unwrap(), "::EFI/Microsoft/Boot/BCD"],
-    );
-    img
-}
-
-/// Partition a sparse scratch disk of `mib` MiB with `script`, then
-/// describe the disk as a VMDK whose extents are the scratch disk
-/// (tables, gaps) and the partition images at their sectors.
-fn assemble(dir: &Path, mib: u64, script: &str, parts: &[(u64, &Path)]) -> PathBuf {
-    let scratch = dir.join("scratch.raw");
-    testkit::sparse_file(&scratch, mib << 20);
-    testkit::sfdisk(&scratch, script);
-    let total = (mib << 20) / 512;
-    let mut lines = Vec::new();
-    let mut at = 0u64;
-    for (start, img) in parts {
-        if *start > at {
-            lines.push(format!("RW {} FLAT \"scratch.raw\" {at}", start - at));
-        }
-        let n = std::fs::metadata(img).unwrap().len() / 512;
-        lines.push(format!(
-            "RW {n} FLAT \"{}\" 0",
-            img.file_name().unwrap().to_str().unwrap()
-        ));
-        at = start + n;
-    }
-    if at < total {
-        lines.push(format!("RW {} FLAT \"scratch.raw\" {at}", total - at));
-    }
-    let desc = dir.join("disk.vmdk");
-    std::fs::write(
-        &desc,
-        format!(
-            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n{}\n",
-            lines.join("\n")
-        ),
-    )
-    .unwrap();
-    desc
-}
+use testkit::winimg::*;
 
 /// Counts the bytes inspection reads.
 #[derive(Debug)]
@@ -366,7 +194,7 @@ fn bios_win7_x86_vmware_guest_hibernated_with_a_bitlocker_volume() {
     testkit::sparse_file(&p3, 8 << 20);
     testkit::patch(&p3, 0, b"\xeb\x58\x90-FVE-FS-");
     testkit::patch(&p3, 510, &[0x55, 0xaa]);
-    let desc = assemble(
+    let desc = assemble_vmdk(
         dir,
         (20 << 10) + 32,
         "label: dos\nlabel-id: 0x0badcafe\nstart=2048, size=16384, type=7, bootable\nstart=18432, size=41943040, type=7\nstart=41961472, size=16384, type=7\n",
@@ -539,7 +367,7 @@ fn uefi_win11_x64_dirty_system_hive_and_device_install_policy() {
             ),
         ],
     );
-    let esp = esp_part(dir, 16, &bcd);
+    let esp = esp_part(dir, 16, &[("EFI/Microsoft/Boot/BCD", &bcd)]);
     let p2 = ntfs_part(dir, "p2.img", 64, 34816, |m| {
         put(
             m,
@@ -557,7 +385,7 @@ fn uefi_win11_x64_dirty_system_hive_and_device_install_policy() {
         }
         put(m, "hiberfil.sys", &[0u8; 8192]);
     });
-    let desc = assemble(
+    let desc = assemble_vmdk(
         dir,
         96,
         "label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=34816, size=131072, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n",
@@ -640,7 +468,7 @@ fn edited_system(dir: &Path, base: &Path, reg: &str) -> PathBuf {
     std::fs::copy(base, &hive).unwrap();
     let r = dir.join("system.reg");
     std::fs::write(&r, format!("Windows Registry Editor Version 5.00\n\n{reg}")).unwrap();
-    run(
+    run_tool(
         "hivexregedit",
         &[
             "--merge",
@@ -714,7 +542,7 @@ fn bios_2003_custom_systemroot_from_boot_ini_virtio_ready_fast_startup() {
         said.contains("Setting required flags on partition... OK"),
         "{said}"
     );
-    let desc = assemble(
+    let desc = assemble_vmdk(
         dir,
         100,
         "label: dos\nlabel-id: 0x5cbea03e\nstart=2048, size=196608, type=7, bootable\n",
@@ -801,8 +629,8 @@ fn uefi_esp_on_the_first_disk_system_on_the_second() {
             ],
         )],
     );
-    let esp = esp_part(&d0, 16, &bcd);
-    let disk0 = assemble(
+    let esp = esp_part(&d0, 16, &[("EFI/Microsoft/Boot/BCD", &bcd)]);
+    let disk0 = assemble_vmdk(
         &d0,
         20,
         "label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n",
@@ -821,7 +649,7 @@ fn uefi_esp_on_the_first_disk_system_on_the_second() {
         );
         put(m, "Windows/System32/ntoskrnl.exe", &pe(0x8664));
     });
-    let disk1 = assemble(
+    let disk1 = assemble_vmdk(
         &d1,
         52,
         "label: gpt\nstart=2048, size=98304, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, uuid=6E0F3F2A-1B2C-4D5E-8F90-A1B2C3D4E5F6\n",
@@ -895,7 +723,7 @@ fn bios_xp_boot_ini_on_a_fat_first_partition_windows_on_the_second() {
     testkit::need("mkfs.fat");
     let boot = dir.join("boot.img");
     testkit::sparse_file(&boot, 16 << 20);
-    run("mkfs.fat", &["-F", "16", boot.to_str().unwrap()]);
+    run_tool("mkfs.fat", &["-F", "16", boot.to_str().unwrap()]);
     let ini = dir.join("boot.ini");
     std::fs::write(
         &ini,
@@ -905,7 +733,7 @@ fn bios_xp_boot_ini_on_a_fat_first_partition_windows_on_the_second() {
     let ntldr = dir.join("ntldr");
     std::fs::write(&ntldr, b"ntldr").unwrap();
     for (f, name) in [(&ini, "::boot.ini"), (&ntldr, "::ntldr")] {
-        run(
+        run_tool(
             "mcopy",
             &["-i", boot.to_str().unwrap(), f.to_str().unwrap(), name],
         );
@@ -923,7 +751,7 @@ fn bios_xp_boot_ini_on_a_fat_first_partition_windows_on_the_second() {
         );
         put(m, "WINDOWS/system32/ntoskrnl.exe", &pe(0x14c));
     });
-    let desc = assemble(
+    let desc = assemble_vmdk(
         dir,
         70,
         "label: dos\nstart=2048, size=32768, type=6, bootable\nstart=34816, size=98304, type=7\n",

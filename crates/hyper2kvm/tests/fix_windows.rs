@@ -31,7 +31,7 @@ fn media(dir: &Path) -> PathBuf {
 fn media_iso(dir: &Path, tree: &Path) -> PathBuf {
     need("genisoimage");
     let iso = dir.join("virtio-win.iso");
-    run(
+    run_tool(
         "genisoimage",
         &[
             "-quiet",
@@ -108,7 +108,7 @@ fn fat_file(disk: &Path, start: u64, path: &str, dir: &Path) -> Vec<u8> {
     need("mcopy");
     let out = dir.join("fat-file");
     let _ = std::fs::remove_file(&out);
-    run(
+    run_tool(
         "mcopy",
         &[
             "-n",
@@ -399,7 +399,7 @@ fn a_hibernated_guest_is_refused_and_left_byte_identical() {
 fn other_formats_are_refused() {
     let d = tempfile::tempdir().unwrap();
     let vmdk = d.path().join("x.vmdk");
-    run(
+    run_tool(
         "qemu-img",
         &["create", "-q", "-f", "vmdk", vmdk.to_str().unwrap(), "16M"],
     );

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod qemu;
+pub mod winimg;
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
