@@ -4,8 +4,8 @@
 //! hives by `hivexregedit --merge` on the minimal hive, SYSTEM hives and the
 //! BCD from the real corpus. Unlike the inspection tests (VMDK descriptors
 //! over partition images), these are whole raw disks: `fix-windows` edits
-//! raw or qcow2 images in place. Copied in small part from
-//! `crates/guest/tests/windows_inspect_image.rs`.
+//! raw or qcow2 images in place. The generic builders and readers live in
+//! `testkit::winimg`, shared with the inspection tests.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
