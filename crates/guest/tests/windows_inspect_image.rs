@@ -6,7 +6,7 @@
 //! are the partition images (nothing is copied), read through `vdisk`.
 
 use guest::drivers::Arch;
-use guest::inspect::{Blocker, DiskInfo, Firmware, VolumeInfo, WindowsInstall};
+use guest::inspect::{Blocker, DiskInfo, Firmware, WindowsInstall};
 use guest::plan::{HiveRef, VolumeRef};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,42 +34,9 @@ impl<D: vdisk::Disk> vdisk::Disk for Counting<D> {
     }
 }
 
-/// The disk description the pipeline would hand over, from our own
-/// partition reader and filesystem detection.
+/// The disk description the pipeline hands over (`inspect_disk`).
 fn disk_info(index: usize, disk: &dyn vdisk::Disk) -> DiskInfo {
-    let t = guest::partition::read_table(disk).unwrap();
-    let volumes = t
-        .data_partitions()
-        .map(|p| {
-            let w = guest::partition::open_partition(disk, p).unwrap();
-            let fs = match guest::fs::detect(&w).unwrap() {
-                guest::fs::FsKind::Ntfs => "ntfs",
-                guest::fs::FsKind::Fat => "fat",
-                guest::fs::FsKind::BitLocker => "bitlocker",
-                _ => "unknown",
-            };
-            VolumeInfo {
-                volume: VolumeRef {
-                    disk: index,
-                    partition: Some(p.index),
-                },
-                start: p.start,
-                len: p.len,
-                type_name: p.type_name(),
-                fs: fs.into(),
-                boot_flag: p.bootable,
-            }
-        })
-        .collect();
-    DiskInfo {
-        index,
-        size: disk.size(),
-        table: format!("{:?}", t.kind).to_lowercase(),
-        mbr_signature: t.mbr.as_ref().map(|m| m.disk_signature),
-        boot_code: false,
-        volumes,
-        warnings: vec![],
-    }
+    guest::inspect::inspect_disk(index, disk)
 }
 
 fn inspect(desc: &Path) -> (Vec<WindowsInstall>, Vec<String>) {

@@ -14,8 +14,7 @@
 //! `HYPER2KVM_PEER=1` (Debian's `libguestfs-tools`, TCG appliance: about a
 //! minute per guest).
 
-use guest::inspect::{DiskInfo, ServiceState, VolumeInfo, WindowsInstall};
-use guest::plan::VolumeRef;
+use guest::inspect::{DiskInfo, ServiceState, WindowsInstall};
 use phony::{Expected, Hypervisor, Options, Version};
 use std::path::Path;
 
@@ -25,40 +24,7 @@ use std::path::Path;
 /// partition reader and filesystem detection (what `inspect_vm` does per
 /// disk).
 fn disk_info(index: usize, disk: &dyn vdisk::Disk) -> DiskInfo {
-    let t = guest::partition::read_table(disk).unwrap();
-    let volumes = t
-        .data_partitions()
-        .map(|p| {
-            let w = guest::partition::open_partition(disk, p).unwrap();
-            let fs = match guest::fs::detect(&w).unwrap() {
-                guest::fs::FsKind::Ntfs => "ntfs",
-                guest::fs::FsKind::Fat => "fat",
-                guest::fs::FsKind::BitLocker => "bitlocker",
-                guest::fs::FsKind::Ext => "ext",
-                guest::fs::FsKind::Unknown => "unknown",
-            };
-            VolumeInfo {
-                volume: VolumeRef {
-                    disk: index,
-                    partition: Some(p.index),
-                },
-                start: p.start,
-                len: p.len,
-                type_name: p.type_name(),
-                fs: fs.into(),
-                boot_flag: p.bootable,
-            }
-        })
-        .collect();
-    DiskInfo {
-        index,
-        size: disk.size(),
-        table: format!("{:?}", t.kind).to_lowercase(),
-        mbr_signature: t.mbr.as_ref().map(|m| m.disk_signature),
-        boot_code: false,
-        volumes,
-        warnings: t.warnings.clone(),
-    }
+    guest::inspect::inspect_disk(index, disk)
 }
 
 /// Inspect a one-disk VM: the installs found and the warnings.
