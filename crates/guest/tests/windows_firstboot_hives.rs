@@ -11,7 +11,7 @@
 //! restrictions, the undo list (every changed value's original), and a
 //! second plan on the result changes nothing.
 
-use guest::apply::apply_registry;
+mod support;
 use guest::drivers::Arch;
 use guest::inspect::{Firmware, WindowsInstall};
 use guest::plan::{Action, HiveRef, PlannedAction, VolumeRef};
@@ -20,31 +20,16 @@ use guest::windows::firstboot::{
 };
 use guest::windows::{blockers, controlset, nics, tools};
 use regf::{Hive, Value};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use testkit::{need, testdata};
+use support::hives::{apply, export, unxz, val, Export};
+use testkit::need;
 
 fn vol() -> VolumeRef {
     VolumeRef {
         disk: 0,
         partition: Some(2),
     }
-}
-
-fn unxz(name: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(name.trim_end_matches(".xz"));
-    let bytes = testkit::run_bytes(
-        Command::new("xz")
-            .arg("-dc")
-            .arg(testdata(&format!("hives/{name}"))),
-    );
-    std::fs::write(&out, bytes).unwrap();
-    // The win10 hive is dirty without its logs: take the primary as it is
-    // and write it clean, as the executor does after replaying logs.
-    let (mut h, _) = regf::open_file_with_logs(&out, regf::ReplayPolicy::IgnoreLogs).unwrap();
-    h.write_to(&out).unwrap();
-    out
 }
 
 const VMTOOLS_GUID: &str = "{4D6C0B8B-63C0-4A3B-9E1C-6E8B4C3F2A10}";
@@ -142,61 +127,7 @@ fn opts() -> FirstBootOptions {
     }
 }
 
-/// Apply the plan's actions on `hive_ref` to `path`, write to `out`;
-/// returns the number of changes.
-fn apply(path: &Path, hive_ref: &HiveRef, plan: &[PlannedAction], out: &Path) -> usize {
-    let mut h = Hive::from_file(path).unwrap();
-    let mut n = 0;
-    for a in plan {
-        if a.action.hive() == Some(hive_ref) && apply_registry(&mut h, &a.action).unwrap().is_some()
-        {
-            n += 1;
-        }
-    }
-    h.write_to(out).unwrap();
-    n
-}
-
 // ---- hivex read-back --------------------------------------------------
-
-/// (key lower-case) -> (value name lower-case) -> data text as hivex prints it.
-type Export = BTreeMap<String, BTreeMap<String, String>>;
-
-fn export(hive: &Path) -> Export {
-    need("hivexregedit");
-    let text = testkit::run(
-        Command::new("hivexregedit")
-            .arg("--export")
-            .arg(hive)
-            .arg("\\"),
-    );
-    let mut out: Export = BTreeMap::new();
-    let mut cur = String::new();
-    for line in text.lines() {
-        if let Some(k) = line.strip_prefix("[\\").and_then(|l| l.strip_suffix(']')) {
-            cur = k.to_lowercase();
-            out.entry(cur.clone()).or_default();
-        } else if let Some(rest) = line.strip_prefix("@=") {
-            out.get_mut(&cur)
-                .unwrap()
-                .insert(String::new(), rest.into());
-        } else if let Some(rest) = line.strip_prefix('"') {
-            let mut name = String::new();
-            let mut it = rest.chars();
-            while let Some(c) = it.next() {
-                match c {
-                    '\\' => name.push(it.next().unwrap()),
-                    '"' => break,
-                    c => name.push(c),
-                }
-            }
-            let data: String = it.collect();
-            let data = data.strip_prefix('=').unwrap().to_string();
-            out.get_mut(&cur).unwrap().insert(name.to_lowercase(), data);
-        }
-    }
-    out
-}
 
 /// The strings of a `hex(7):` (or `hex(1)`) export text.
 fn strings(text: &str) -> Vec<String> {
@@ -217,12 +148,6 @@ fn strings(text: &str) -> Vec<String> {
         .filter(|p| !p.is_empty())
         .map(String::from_utf16_lossy)
         .collect()
-}
-
-fn val<'a>(e: &'a Export, key: &str, name: &str) -> Option<&'a str> {
-    e.get(&key.to_lowercase())?
-        .get(&name.to_lowercase())
-        .map(String::as_str)
 }
 
 fn hivexget(hive: &Path, key: &str, value: &str) -> Option<String> {

@@ -7,6 +7,7 @@
 //! (`hivexregedit --export`) reads it back before and after: the diff must
 //! be exactly the planned keys and values. regipy reads the result too.
 
+mod support;
 use guest::apply::apply_registry;
 use guest::drivers::catalog::Catalog;
 use guest::drivers::fixture::build_fake_virtio_win;
@@ -22,6 +23,7 @@ use regf::Hive;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::hives::{apply, export, unxz, val, Export};
 use testkit::{need, sha256_hex, testdata};
 
 const XP_EXTRA: [&str; 3] = [
@@ -77,21 +79,6 @@ fn media_for(root: &Path, os: &str, arch: Arch, bus: FinalBus) -> StorageMedia {
     );
     assert_eq!(sm.drivers[0].selected.role, bus.role());
     sm
-}
-
-fn unxz(name: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(name.trim_end_matches(".xz"));
-    let bytes = testkit::run_bytes(
-        Command::new("xz")
-            .arg("-dc")
-            .arg(testdata(&format!("hives/{name}"))),
-    );
-    std::fs::write(&out, bytes).unwrap();
-    // The win10 hive is dirty without its logs: take the primary as it is
-    // and write it clean, as the executor does after replaying logs.
-    let (mut h, _) = regf::open_file_with_logs(&out, regf::ReplayPolicy::IgnoreLogs).unwrap();
-    h.write_to(&out).unwrap();
-    out
 }
 
 /// A SOFTWARE hive with the stock DevicePath.
@@ -192,45 +179,6 @@ impl GuestAccess for FakeGuest {
 
 // ---- hivexregedit export parsing and diff ------------------------------
 
-/// (key lower-case) -> (value name lower-case) -> data text as hivex prints it.
-type Export = BTreeMap<String, BTreeMap<String, String>>;
-
-fn export(hive: &Path) -> Export {
-    need("hivexregedit");
-    let text = testkit::run(
-        Command::new("hivexregedit")
-            .arg("--export")
-            .arg(hive)
-            .arg("\\"),
-    );
-    let mut out: Export = BTreeMap::new();
-    let mut cur = String::new();
-    for line in text.lines() {
-        if let Some(k) = line.strip_prefix("[\\").and_then(|l| l.strip_suffix(']')) {
-            cur = k.to_lowercase();
-            out.entry(cur.clone()).or_default();
-        } else if let Some(rest) = line.strip_prefix("@=") {
-            out.get_mut(&cur)
-                .unwrap()
-                .insert(String::new(), rest.into());
-        } else if let Some(rest) = line.strip_prefix('"') {
-            let mut name = String::new();
-            let mut it = rest.chars();
-            while let Some(c) = it.next() {
-                match c {
-                    '\\' => name.push(it.next().unwrap()),
-                    '"' => break,
-                    c => name.push(c),
-                }
-            }
-            let data: String = it.collect();
-            let data = data.strip_prefix('=').unwrap().to_string();
-            out.get_mut(&cur).unwrap().insert(name.to_lowercase(), data);
-        }
-    }
-    out
-}
-
 /// RegData as hivexregedit prints it.
 fn hivex_text(d: &RegData) -> String {
     let v = d.to_value();
@@ -246,21 +194,6 @@ fn hivex_text(d: &RegData) -> String {
                 .join(",")
         ),
     }
-}
-
-/// Apply the plan's actions on `hive_ref` to a copy of `path`; returns the
-/// path written and the number of changes.
-fn apply(path: &Path, hive_ref: &HiveRef, plan: &[PlannedAction], out: &Path) -> usize {
-    let mut h = Hive::from_file(path).unwrap();
-    let mut n = 0;
-    for a in plan {
-        if a.action.hive() == Some(hive_ref) && apply_registry(&mut h, &a.action).unwrap().is_some()
-        {
-            n += 1;
-        }
-    }
-    h.write_to(out).unwrap();
-    n
 }
 
 /// Assert that `after` differs from `before` exactly by the plan's actions
@@ -353,12 +286,6 @@ fn assert_exact_diff(before: &Export, after: &Export, hive_ref: &HiveRef, plan: 
             assert!(planned, "unplanned removal of {kn:?}");
         }
     }
-}
-
-fn val<'a>(e: &'a Export, key: &str, name: &str) -> Option<&'a str> {
-    e.get(&key.to_lowercase())?
-        .get(&name.to_lowercase())
-        .map(String::as_str)
 }
 
 fn sz(s: &str) -> String {

@@ -1,0 +1,87 @@
+//! Hive helpers shared by the Windows fix tests: the real corpus hives
+//! decompressed and written clean, plan actions applied with the executor's
+//! registry core, and `hivexregedit --export` read into a map for exact
+//! before/after diffs.
+
+use guest::apply::apply_registry;
+use guest::plan::{HiveRef, PlannedAction};
+use regf::Hive;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use testkit::{need, testdata};
+
+/// (key lower-case) -> (value name lower-case) -> data text as hivex prints it.
+pub type Export = BTreeMap<String, BTreeMap<String, String>>;
+
+pub fn unxz(name: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(name.trim_end_matches(".xz"));
+    let bytes = testkit::run_bytes(
+        Command::new("xz")
+            .arg("-dc")
+            .arg(testdata(&format!("hives/{name}"))),
+    );
+    std::fs::write(&out, bytes).unwrap();
+    // The win10 hive is dirty without its logs: take the primary as it is
+    // and write it clean, as the executor does after replaying logs.
+    let (mut h, _) = regf::open_file_with_logs(&out, regf::ReplayPolicy::IgnoreLogs).unwrap();
+    h.write_to(&out).unwrap();
+    out
+}
+
+/// Apply the plan's actions on `hive_ref` to `path`, write to `out`;
+/// returns the number of changes.
+pub fn apply(path: &Path, hive_ref: &HiveRef, plan: &[PlannedAction], out: &Path) -> usize {
+    let mut h = Hive::from_file(path).unwrap();
+    let mut n = 0;
+    for a in plan {
+        if a.action.hive() == Some(hive_ref) && apply_registry(&mut h, &a.action).unwrap().is_some()
+        {
+            n += 1;
+        }
+    }
+    h.write_to(out).unwrap();
+    n
+}
+
+pub fn export(hive: &Path) -> Export {
+    need("hivexregedit");
+    let text = testkit::run(
+        Command::new("hivexregedit")
+            .arg("--export")
+            .arg(hive)
+            .arg("\\"),
+    );
+    let mut out: Export = BTreeMap::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        if let Some(k) = line.strip_prefix("[\\").and_then(|l| l.strip_suffix(']')) {
+            cur = k.to_lowercase();
+            out.entry(cur.clone()).or_default();
+        } else if let Some(rest) = line.strip_prefix("@=") {
+            out.get_mut(&cur)
+                .unwrap()
+                .insert(String::new(), rest.into());
+        } else if let Some(rest) = line.strip_prefix('"') {
+            let mut name = String::new();
+            let mut it = rest.chars();
+            while let Some(c) = it.next() {
+                match c {
+                    '\\' => name.push(it.next().unwrap()),
+                    '"' => break,
+                    c => name.push(c),
+                }
+            }
+            let data: String = it.collect();
+            let data = data.strip_prefix('=').unwrap().to_string();
+            out.get_mut(&cur).unwrap().insert(name.to_lowercase(), data);
+        }
+    }
+    out
+}
+
+pub fn val<'a>(e: &'a Export, key: &str, name: &str) -> Option<&'a str> {
+    e.get(&key.to_lowercase())?
+        .get(&name.to_lowercase())
+        .map(String::as_str)
+}
