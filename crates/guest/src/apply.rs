@@ -369,6 +369,9 @@ pub fn execute(
                 step.id, step.phase
             ),
             Action::Manual { text } => format!("manual: {text}"),
+            Action::LinuxBootstrap { step, detail } => {
+                format!("bootstrap-boot step {step} ({detail}): run by the guest itself")
+            }
             other => format!("not applied: {other:?}"),
         });
         rep.lines.push(format!("{}: {l}", a.fixer));

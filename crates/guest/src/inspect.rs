@@ -203,21 +203,133 @@ pub struct WindowsInstall {
 }
 
 /// A Linux installation found on the VM's disks (filled by
-/// `crate::linux` where the filesystems can be read).
+/// `crate::linux::inspect` where the filesystems can be read: ext2/3/4,
+/// XFS and btrfs, on partitions or LVM2 linear volumes).
+///
+/// Paths (`kernel`, `initrd`, `path`) are absolute in the guest's root
+/// namespace (`/boot/vmlinuz-6.1.0-18-amd64`), whichever volume holds
+/// them; [`crate::linux::read_file`] reads them back.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LinuxInstall {
-    /// The root filesystem.
+    /// The root filesystem (for a root on LVM: the physical volume's
+    /// partition, and [`LinuxInstall::root_lv`] names the volume).
     pub root: Option<VolumeRef>,
+    /// `VG/LV` when the root is an LVM2 logical volume.
+    pub root_lv: Option<String>,
+    /// Filesystem of the root (`ext4`, `xfs`, `btrfs`).
+    pub root_fs: Option<String>,
     /// `/boot`, when separate.
     pub boot: Option<VolumeRef>,
+    /// Firmware the install boots with (an ESP holding its loader: UEFI).
+    pub firmware: Option<Firmware>,
     /// `ID` from os-release.
     pub distro: Option<String>,
     /// `VERSION_ID` from os-release.
     pub version: Option<String>,
     /// `PRETTY_NAME`.
     pub pretty_name: Option<String>,
-    /// Facts as found (boot loader, default kernel, initrd drivers, …).
+    /// `grub2`, `grub2-bls`, `grub-legacy`, `systemd-boot`, or `unknown`.
+    pub boot_loader: Option<String>,
+    /// Path of the boot loader config read (`/boot/grub/grub.cfg`).
+    pub boot_config: Option<String>,
+    /// The entry the boot loader starts by default.
+    pub default_boot: Option<LinuxBoot>,
+    /// Other installed kernels (releases), newest first.
+    pub other_kernels: Vec<String>,
+    /// The tool that builds its initramfs: `initramfs-tools`, `dracut`,
+    /// `mkinitrd` (SUSE ≤ 12 wrapper), or `None` when not found.
+    pub initramfs_tool: Option<String>,
+    /// What the default initrd (and kernel config) drive.
+    pub virtio: Option<LinuxVirtio>,
+    /// Bus-specific device names in fstab, crypttab and the boot loader
+    /// config (`/dev/sda1`, `/dev/hdb2`, `/dev/disk/by-path/...`).
+    pub device_names: Vec<LinuxDeviceName>,
+    /// Files to rewrite so they name devices by `UUID=` (fstab, crypttab,
+    /// boot loader config), with the contents read at inspection.
+    pub edits: Vec<LinuxEdit>,
+    /// Network configurations bound to an interface name.
+    pub interfaces: Vec<LinuxInterface>,
+    /// Other hypervisors' tools installed (`vendor` `vmware`, `hyperv`,
+    /// `virtualbox`, `xen`; `kind` `package`, `service`, `tarball`).
+    pub foreign_tools: Vec<ForeignTool>,
+    /// SELinux mode from `/etc/selinux/config` (`enforcing`, …).
+    pub selinux: Option<String>,
+    /// `/etc/lvm/devices/system.devices` exists (LVM filters by device
+    /// ID: it stops activating when the disks change).
+    pub lvm_devices_file: bool,
+    /// Other facts as found (name, value), for the report.
     pub facts: Vec<(String, String)>,
+}
+
+/// A boot entry of a Linux install.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LinuxBoot {
+    /// Entry title, when the config has one.
+    pub title: Option<String>,
+    /// Kernel image path in the guest root (`/boot/vmlinuz-6.1.0-18-amd64`).
+    pub kernel: String,
+    /// Initrd path(s) in the guest root, in load order (microcode first).
+    pub initrd: Vec<String>,
+    /// Kernel command line (without `BOOT_IMAGE=` additions of our own).
+    pub cmdline: String,
+    /// Kernel release (`6.1.0-18-amd64`), from the image header or name.
+    pub release: Option<String>,
+}
+
+/// Whether the default kernel + initrd can reach a root on VirtIO.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LinuxVirtio {
+    /// virtio_blk is in the initrd or built into the kernel (with virtio_pci).
+    pub blk: bool,
+    /// virtio_scsi (+ sd_mod) likewise.
+    pub scsi: bool,
+    /// Storage drivers the initrd carries (module names: `ahci`,
+    /// `ata_piix`, `vmw_pvscsi`, `mptsas`, `nvme`, …), built-ins included.
+    pub storage_drivers: Vec<String>,
+    /// The kernel config was found (`/boot/config-RELEASE`).
+    pub kernel_config: bool,
+}
+
+/// A bus-specific device name found in a guest file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinuxDeviceName {
+    /// File (`/etc/fstab`).
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The name (`/dev/sda1`).
+    pub device: String,
+    /// `UUID=...` it maps to, when resolved.
+    pub replacement: Option<String>,
+}
+
+/// A file rewrite planned by inspection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinuxEdit {
+    /// Path in the guest root.
+    pub path: String,
+    /// Contents read at inspection (the rewrite refuses if they changed).
+    pub old: String,
+    /// New contents.
+    pub new: String,
+    /// Why, one line.
+    pub reason: String,
+}
+
+/// A network configuration bound to an interface name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinuxInterface {
+    /// Interface name (`ens192`, `eth0`).
+    pub name: String,
+    /// Where (`/etc/network/interfaces`, a netplan YAML, an NM keyfile,
+    /// an `ifcfg-*`).
+    pub file: String,
+    /// `ifupdown`, `netplan`, `networkmanager`, `ifcfg`, `systemd-networkd`.
+    pub kind: String,
+    /// MAC address when the config names one (`HWADDR=`, `match: macaddress`).
+    pub mac: Option<String>,
+    /// Static addresses configured (`192.0.2.10/24`); empty for DHCP.
+    pub addresses: Vec<String>,
 }
 
 /// Everything found on a VM's disks.

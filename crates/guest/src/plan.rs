@@ -206,6 +206,16 @@ pub enum Action {
         /// The step.
         step: FirstBootStep,
     },
+    /// A step a Linux guest performs with its own tools during the
+    /// bootstrap boot hyper2kvm runs (its own kernel and initramfs, then
+    /// chrooted into its root): rebuild the initramfs, replace a file,
+    /// pin an interface name. Not applied by the offline executor.
+    LinuxBootstrap {
+        /// Step id (`rebuild-initramfs`, `edit-/etc/fstab`, `link-ens192`).
+        step: String,
+        /// What it does, one line.
+        detail: String,
+    },
     /// Something hyper2kvm cannot do: the admin must, or the result will
     /// not boot/work as before. Reported, never applied.
     Manual {

@@ -75,3 +75,35 @@ pub enum LinuxError {
 
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, LinuxError>;
+
+/// Errors reading a file of an inspected Linux install.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The install names no volume holding this path.
+    #[error("{path}: no volume of the Linux install holds it")]
+    NoVolume {
+        /// The path.
+        path: String,
+    },
+    /// The path is not a file the install holds, or it cannot be read.
+    #[error("{path}: not implemented yet")]
+    Unavailable {
+        /// The path.
+        path: String,
+    },
+}
+
+/// Read the file at `path` (absolute in the guest's root namespace, so
+/// `/boot/...` resolves to a separate `/boot` volume when there is one) of
+/// the Linux install `install` found by inspecting `disks`, at most
+/// `max_len` bytes.
+pub fn read_file(
+    disks: &[&dyn vdisk::Disk],
+    inspection: &crate::inspect::VmInspection,
+    install: &crate::inspect::LinuxInstall,
+    path: &str,
+    max_len: u64,
+) -> std::result::Result<Vec<u8>, ReadError> {
+    let _ = (disks, inspection, install, max_len);
+    Err(ReadError::Unavailable { path: path.into() })
+}

@@ -790,7 +790,10 @@ fn convert(
 fn writes_disk(a: &Action) -> bool {
     !matches!(
         a,
-        Action::Manual { .. } | Action::PinGeometry { .. } | Action::FirstBoot { .. }
+        Action::Manual { .. }
+            | Action::PinGeometry { .. }
+            | Action::FirstBoot { .. }
+            | Action::LinuxBootstrap { .. }
     )
 }
 

@@ -76,6 +76,7 @@ pub fn action_line(a: &guest::plan::PlannedAction) -> String {
             format!("disk {} copy {from} to {to}", volume.disk)
         }
         Action::FirstBoot { step } => format!("first boot: {}", step.id),
+        Action::LinuxBootstrap { step, detail } => format!("bootstrap boot: {step} ({detail})"),
     };
     format!("fix  {}: {what}: {}", a.fixer, a.reason)
 }
