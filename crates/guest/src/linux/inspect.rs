@@ -526,6 +526,50 @@ impl<'s, 'a> Root<'s, 'a> {
     }
 }
 
+/// Why a migration needs the bootstrap boot (the guest's own kernel
+/// rebuilding its initramfs and rewriting names): empty when the default
+/// initrd drives virtio-blk and nothing bus- or name-specific was found.
+pub fn bootstrap_reasons(li: &LinuxInstall) -> Vec<String> {
+    let mut r = Vec::new();
+    match &li.virtio {
+        Some(v) if v.blk => {}
+        Some(_) => r.push("the default initrd does not drive virtio-blk".to_string()),
+        None => r.push("the default initrd could not be checked for virtio-blk".to_string()),
+    }
+    if !li.device_names.is_empty() {
+        r.push(format!(
+            "{} bus-specific device name(s) to rewrite to UUID=",
+            li.device_names.len()
+        ));
+    }
+    let named: Vec<&str> = li
+        .interfaces
+        .iter()
+        .filter(|i| !i.name.is_empty())
+        .map(|i| i.name.as_str())
+        .collect();
+    if !named.is_empty() {
+        r.push(format!(
+            "network config bound to {} (pin names to MACs)",
+            named.join(", ")
+        ));
+    }
+    if !li.foreign_tools.is_empty() {
+        r.push("other hypervisors' tools to disable".to_string());
+    }
+    r
+}
+
+/// One line: what a migration will do for `li`.
+pub fn migration_summary(li: &LinuxInstall) -> String {
+    let r = bootstrap_reasons(li);
+    if r.is_empty() {
+        "initrd drives virtio-blk: no bootstrap boot needed".into()
+    } else {
+        format!("bootstrap boot needed: {}", r.join("; "))
+    }
+}
+
 /// A directory of network configs: (path, which names, parser).
 type NetDir<'f> = (
     &'f str,

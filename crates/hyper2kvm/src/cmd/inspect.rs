@@ -8,7 +8,7 @@ use anyhow::Context;
 use guest::audit::{audit, Audit};
 use guest::fixgeo::{self, GeometryPlan};
 use guest::geometry::{self, Bus, DeviceGeometry};
-use guest::inspect::{inspect_vm, VmInspection, WindowsInstall};
+use guest::inspect::{inspect_vm, LinuxInstall, VmInspection, WindowsInstall};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -117,6 +117,11 @@ fn print_vm(vm: &VmInspection, paths: &[PathBuf]) {
     for w in &vm.windows {
         print_windows(w);
     }
+    for l in &vm.linux {
+        for line in linux_lines(l) {
+            println!("  {line}");
+        }
+    }
     for w in &vm.warnings {
         println!("  warning: {w}");
     }
@@ -134,6 +139,121 @@ fn print_windows(w: &WindowsInstall) {
     for l in guest::windows::describe(w) {
         println!("  {l}");
     }
+}
+
+fn vol(v: &Option<guest::plan::VolumeRef>, lv: &Option<String>) -> String {
+    let place = v
+        .as_ref()
+        .map(|v| match v.partition {
+            Some(p) => format!("disk {} partition {p}", v.disk),
+            None => format!("disk {} (whole)", v.disk),
+        })
+        .unwrap_or_else(|| "?".into());
+    match lv {
+        Some(lv) => format!("LVM {lv} on {place}"),
+        None => place,
+    }
+}
+
+/// A Linux install as text lines.
+fn linux_lines(l: &LinuxInstall) -> Vec<String> {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "?".into());
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut out = vec![format!(
+        "Linux: {} (distro {}, version {}), firmware {}",
+        l.pretty_name.clone().unwrap_or_else(|| opt(&l.distro)),
+        opt(&l.distro),
+        opt(&l.version),
+        l.firmware
+            .map(|f| format!("{f:?}").to_lowercase())
+            .unwrap_or_else(|| "?".into())
+    )];
+    out.push(format!(
+        "  root: {} ({}); /boot: {}",
+        vol(&l.root, &l.root_lv),
+        opt(&l.root_fs),
+        if l.boot.is_some() {
+            vol(&l.boot, &l.boot_lv)
+        } else {
+            "on the root".into()
+        }
+    ));
+    out.push(format!(
+        "  boot loader: {} ({})",
+        opt(&l.boot_loader),
+        opt(&l.boot_config)
+    ));
+    if let Some(b) = &l.default_boot {
+        out.push(format!(
+            "  default kernel: {} (release {})",
+            b.kernel,
+            opt(&b.release)
+        ));
+        out.push(format!("  initrd: {}", list(&b.initrd)));
+        out.push(format!("  cmdline: {}", b.cmdline));
+    }
+    if !l.other_kernels.is_empty() {
+        out.push(format!("  other kernels: {}", l.other_kernels.join(", ")));
+    }
+    out.push(format!("  initramfs tool: {}", opt(&l.initramfs_tool)));
+    if let Some(v) = &l.virtio {
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        out.push(format!(
+            "  initrd virtio-blk: {}, virtio-scsi: {}; storage drivers: {}",
+            yn(v.blk),
+            yn(v.scsi),
+            list(&v.storage_drivers)
+        ));
+    }
+    for d in &l.device_names {
+        out.push(format!(
+            "  bus-specific name: {} line {}: {} -> {}",
+            d.file,
+            d.line,
+            d.device,
+            d.replacement.as_deref().unwrap_or("unresolved")
+        ));
+    }
+    for i in &l.interfaces {
+        out.push(format!(
+            "  interface {} ({}, {}){}{}",
+            i.name,
+            i.kind,
+            i.file,
+            i.mac
+                .as_ref()
+                .map(|m| format!(" mac {m}"))
+                .unwrap_or_default(),
+            if i.addresses.is_empty() {
+                String::new()
+            } else {
+                format!(" addresses {}", i.addresses.join(", "))
+            }
+        ));
+    }
+    for t in &l.foreign_tools {
+        out.push(format!(
+            "  foreign tool: {} {} {} ({})",
+            t.vendor, t.kind, t.name, t.location
+        ));
+    }
+    if let Some(s) = &l.selinux {
+        out.push(format!("  SELinux: {s}"));
+    }
+    if l.lvm_devices_file {
+        out.push("  LVM devices file: /etc/lvm/devices/system.devices".into());
+    }
+    out.push(format!(
+        "  migration: {}",
+        guest::linux::inspect::migration_summary(l)
+    ));
+    out
 }
 
 fn print_text(r: &Report<'_>) {
