@@ -512,3 +512,149 @@ fn linux_inspect_btrfs_root_with_boot() {
     let k = format!("/boot/vmlinuz-{rel}");
     assert!(read(&disks, &insp, li, &k) == std::fs::read(root.join(&k[1..])).unwrap());
 }
+
+#[test]
+fn linux_inspect_uefi_esp_grub_cfg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let rel = "5.14.0-362.8.1.el9_3.x86_64";
+    let cfg = format!("set default=\"0\"\nmenuentry 'Rocky Linux ({rel}) 9.3' {{\n\tlinuxefi /boot/vmlinuz-{rel} root=/dev/sda2 ro crashkernel=auto\n\tinitrdefi /boot/initramfs-{rel}.img\n}}\n");
+    put(t, "grub.cfg", cfg.as_bytes());
+    let esp = testkit::winimg::esp_part(t, 40, &[]);
+    let e = testkit::s(&esp);
+    run(tool("mmd").args(["-i", e, "::EFI/rocky"]));
+    run(tool("mcopy")
+        .args(["-i", e])
+        .arg(t.join("grub.cfg"))
+        .arg("::EFI/rocky/grub.cfg"));
+    let esp_uuid = blkid(&esp, "UUID");
+    let root = t.join("root");
+    let part_uuid = "6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let esp_part_uuid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4e";
+    put(
+        &root,
+        "/etc/os-release",
+        b"NAME=\"Rocky Linux\"\nVERSION_ID=\"9.3\"\nID=\"rocky\"\n",
+    );
+    put(&root, "/etc/fstab", format!("PARTUUID={part_uuid} / ext4 defaults 0 1\nPARTUUID={esp_part_uuid} /boot/efi vfat umask=0077 0 2\n/dev/sda1 /efi vfat noauto 0 0\n").as_bytes());
+    put(&root, &format!("/boot/vmlinuz-{rel}"), b"not a bzImage");
+    put(
+        &root,
+        &format!("/boot/initramfs-{rel}.img"),
+        b"not an initrd either",
+    );
+    put(&root, "/boot/vmlinuz-5.14.0-284.el9.x86_64", b"older");
+    put(&root, "/usr/sbin/dracut", b"#!/bin/sh\n");
+    put(&root, "/etc/selinux/config", b"SELINUX=enforcing\n");
+    let ext = t.join("ext.img");
+    testkit::sparse_file(&ext, 64 << 20);
+    run(tool("mkfs.ext4")
+        .args(["-q", "-F", "-U", EXT_UUID, "-d"])
+        .arg(&root)
+        .arg(&ext));
+    let disk = t.join("disk.raw");
+    testkit::winimg::assemble_raw(
+        &disk,
+        110,
+        &format!("label: gpt\nstart=2048, size=81920, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid={esp_part_uuid}\nstart=83968, size=131072, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid={part_uuid}\n"),
+        &[(2048, &esp), (83968, &ext)],
+    );
+    assert_eq!(
+        run(tool("sfdisk").arg("--part-uuid").arg(&disk).arg("2")).trim(),
+        part_uuid.to_uppercase()
+    );
+    let (disks, insp) = inspect(&[&disk]);
+    assert_eq!(insp.linux.len(), 1, "{:?}", insp.warnings);
+    let li = &insp.linux[0];
+    assert_eq!(
+        li.root,
+        Some(VolumeRef {
+            disk: 0,
+            partition: Some(2)
+        })
+    );
+    assert_eq!(li.firmware, Some(Firmware::Uefi));
+    assert_eq!(li.boot_loader.as_deref(), Some("grub2"));
+    assert_eq!(
+        li.boot_config.as_deref(),
+        Some("/boot/efi/EFI/rocky/grub.cfg")
+    );
+    let b = li.default_boot.as_ref().unwrap();
+    assert_eq!(b.kernel, format!("/boot/vmlinuz-{rel}"));
+    assert_eq!(b.initrd, [format!("/boot/initramfs-{rel}.img")]);
+    assert_eq!(b.release.as_deref(), Some(rel), "from the file name");
+    assert_eq!(li.other_kernels, ["5.14.0-284.el9.x86_64"]);
+    assert_eq!(li.initramfs_tool.as_deref(), Some("dracut"));
+    assert_eq!(li.selinux.as_deref(), Some("enforcing"));
+    // The initrd does not parse: a warning, no virtio verdict.
+    assert!(li.virtio.is_none());
+    assert!(
+        insp.warnings
+            .iter()
+            .any(|w| w.contains("initrd /boot/initramfs-")),
+        "{:?}",
+        insp.warnings
+    );
+    // root=/dev/sda2 in the ESP's grub.cfg → the ext4 UUID (blkid).
+    assert_eq!(blkid(&ext, "UUID"), EXT_UUID);
+    let names: Vec<(&str, usize, &str, Option<String>)> = li
+        .device_names
+        .iter()
+        .map(|d| {
+            (
+                d.file.as_str(),
+                d.line,
+                d.device.as_str(),
+                d.replacement.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "/etc/fstab",
+                3,
+                "/dev/sda1",
+                Some(format!("UUID={esp_uuid}"))
+            ),
+            (
+                "/boot/efi/EFI/rocky/grub.cfg",
+                3,
+                "/dev/sda2",
+                Some(format!("UUID={EXT_UUID}"))
+            ),
+        ]
+    );
+    let mounts: Vec<&(String, String)> = li
+        .facts
+        .iter()
+        .filter(|f| f.0.starts_with("mount "))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            &(
+                "mount /boot/efi".to_string(),
+                "disk 0 partition 1".to_string()
+            ),
+            &("mount /efi".to_string(), "disk 0 partition 1".to_string()),
+            &("mount /".to_string(), "disk 0 partition 2".to_string()),
+        ]
+    );
+    assert_eq!(li.edits.len(), 2);
+    assert_eq!(li.edits[1].path, "/boot/efi/EFI/rocky/grub.cfg");
+    assert_eq!(
+        li.edits[1].new,
+        cfg.replace("root=/dev/sda2", &format!("root=UUID={EXT_UUID}"))
+    );
+    assert_eq!(
+        read(&disks, &insp, li, "/boot/efi/EFI/rocky/grub.cfg"),
+        cfg.as_bytes()
+    );
+    let refs: Vec<&dyn vdisk::Disk> = disks.iter().map(|d| &**d).collect();
+    let err = guest::linux::read_file(&refs, &insp, li, "/boot/vmlinuz-5.14.0-284.el9.x86_64", 3)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/boot/vmlinuz-5.14.0-284.el9.x86_64"), "{err}");
+}
