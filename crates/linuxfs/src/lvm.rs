@@ -32,6 +32,8 @@ const RAW_LOCN_IGNORED: u32 = 1;
 pub const MAX_METADATA: u64 = 16 << 20;
 /// Largest nesting of sections and lists in metadata text.
 const MAX_DEPTH: usize = 32;
+/// Largest extent size accepted, in sectors (LVM2 allows up to 16 GiB).
+const MAX_EXTENT_SECTORS: u64 = 1 << 32;
 /// Most segments one LV may have.
 const MAX_SEGMENTS: usize = 1 << 16;
 /// Most data/metadata area descriptors read from a PV header.
@@ -562,6 +564,11 @@ pub fn parse_metadata(text: &str) -> Result<VolumeGroup> {
     if extent_size == 0 {
         return Err(bad(format!("{name}: extent_size is 0")));
     }
+    if extent_size > MAX_EXTENT_SECTORS {
+        return Err(bad(format!(
+            "{name}: extent_size {extent_size} sectors is more than {MAX_EXTENT_SECTORS}"
+        )));
+    }
     let pvs = vg
         .get("physical_volumes")
         .map(|s| {
@@ -688,52 +695,7 @@ impl VolumeGroup {
                     ),
                 ));
             }
-            let (pv_name, pe) = &s.stripes[0];
-            let pvm = self
-                .pvs
-                .iter()
-                .find(|p| &p.name == pv_name)
-                .ok_or_else(|| {
-                    self.corrupt(
-                        &full,
-                        format!("segment names PV {pv_name:?} which the VG does not list"),
-                    )
-                })?;
-            let disk = find_pv(pvs, &pvm.id)
-                .filter(|_| !pvm.missing)
-                .ok_or_else(|| Error::LvmMissingPv {
-                    lv: full.clone(),
-                    pv: pvm.name.clone(),
-                    id: pvm.id.clone(),
-                    device: pvm.device.clone().unwrap_or_default(),
-                })?;
-            let span = pe
-                .checked_add(s.extent_count)
-                .filter(|&e| e <= pvm.pe_count);
-            let pv_off = pvm
-                .pe_start
-                .checked_mul(SECTOR)
-                .and_then(|a| pe.checked_mul(ext).and_then(|b| a.checked_add(b)));
-            let len = s.extent_count.checked_mul(ext);
-            let (Some(_), Some(pv_off), Some(len)) = (span, pv_off, len) else {
-                return Err(self.corrupt(
-                    &full,
-                    format!(
-                        "extents {pe}+{} lie outside PV {pv_name} ({} extents)",
-                        s.extent_count, pvm.pe_count
-                    ),
-                ));
-            };
-            if pv_off.checked_add(len).is_none_or(|e| e > disk.size()) {
-                return Err(self.corrupt(
-                    &full,
-                    format!(
-                        "extents {pe}+{} of PV {pv_name} end beyond its {}-byte device",
-                        s.extent_count,
-                        disk.size()
-                    ),
-                ));
-            }
+            let (disk, pv_off, len) = self.map_segment(&full, s, pvs)?;
             let pv = match disks.iter().position(|d| Arc::ptr_eq(d, &disk)) {
                 Some(i) => i,
                 None => {
@@ -747,7 +709,10 @@ impl VolumeGroup {
                 pv,
                 pv_off,
             });
-            next += s.extent_count;
+            next = next
+                .checked_add(s.extent_count)
+                .filter(|n| n.checked_mul(ext).is_some())
+                .ok_or_else(|| self.corrupt(&full, "more extents than 64 bits of bytes".into()))?;
         }
         Ok(LogicalVolume {
             name: full,
@@ -755,6 +720,65 @@ impl VolumeGroup {
             pieces,
             pvs: disks,
         })
+    }
+
+    /// Where linear segment `s` of `full` lies: (its PV's device, byte
+    /// offset there, length in bytes), checked against the PV's extents
+    /// and device size.
+    fn map_segment<'a>(
+        &self,
+        full: &str,
+        s: &Segment,
+        pvs: &[(String, Arc<dyn Disk + 'a>)],
+    ) -> Result<(Arc<dyn Disk + 'a>, u64, u64)> {
+        let ext = self.extent_size * SECTOR;
+        let (pv_name, pe) = &s.stripes[0];
+        let pvm = self
+            .pvs
+            .iter()
+            .find(|p| &p.name == pv_name)
+            .ok_or_else(|| {
+                self.corrupt(
+                    full,
+                    format!("segment names PV {pv_name:?} which the VG does not list"),
+                )
+            })?;
+        let disk = find_pv(pvs, &pvm.id)
+            .filter(|_| !pvm.missing)
+            .ok_or_else(|| Error::LvmMissingPv {
+                lv: full.into(),
+                pv: pvm.name.clone(),
+                id: pvm.id.clone(),
+                device: pvm.device.clone().unwrap_or_default(),
+            })?;
+        let span = pe
+            .checked_add(s.extent_count)
+            .filter(|&e| e <= pvm.pe_count);
+        let pv_off = pvm
+            .pe_start
+            .checked_mul(SECTOR)
+            .and_then(|a| pe.checked_mul(ext).and_then(|b| a.checked_add(b)));
+        let len = s.extent_count.checked_mul(ext);
+        let (Some(_), Some(pv_off), Some(len)) = (span, pv_off, len) else {
+            return Err(self.corrupt(
+                full,
+                format!(
+                    "extents {pe}+{} lie outside PV {pv_name} ({} extents)",
+                    s.extent_count, pvm.pe_count
+                ),
+            ));
+        };
+        if pv_off.checked_add(len).is_none_or(|e| e > disk.size()) {
+            return Err(self.corrupt(
+                full,
+                format!(
+                    "extents {pe}+{} of PV {pv_name} end beyond its {}-byte device",
+                    s.extent_count,
+                    disk.size()
+                ),
+            ));
+        }
+        Ok((disk, pv_off, len))
     }
 
     fn corrupt(&self, lv: &str, what: String) -> Error {

@@ -175,51 +175,14 @@ impl<'s, 'a> Root<'s, 'a> {
             .into_iter()
             .find(|p| self.exists(p));
         let env = env_path.and_then(|p| self.text(p));
-        let bls_dir = "/boot/loader/entries";
         let bls: Vec<(String, String)> = self
-            .list(bls_dir)
+            .list(BLS_DIR)
             .into_iter()
             .filter(|n| n.ends_with(".conf"))
-            .filter_map(|n| Some((n.clone(), self.text(&format!("{bls_dir}/{n}"))?)))
+            .filter_map(|n| Some((n.clone(), self.text(&format!("{BLS_DIR}/{n}"))?)))
             .collect();
-        let mut cands = vec![
-            "/boot/grub2/grub.cfg".to_string(),
-            "/boot/grub/grub.cfg".into(),
-        ];
-        for d in self.list("/boot/efi/EFI") {
-            cands.push(format!("/boot/efi/EFI/{d}/grub.cfg"));
-        }
         let mut files: Vec<String> = env_path.iter().map(|s| s.to_string()).collect();
-        let mut chosen: Option<(BootEntry, String, &str)> = None;
-        for c in cands {
-            let Some(text) = self.text(&c) else { continue };
-            match default_boot(Some(&text), env.as_deref(), &bls) {
-                Ok(e) => {
-                    let kind = if !bls.is_empty() && text.contains("blscfg") {
-                        "grub2-bls"
-                    } else {
-                        "grub2"
-                    };
-                    chosen = Some((e, c, kind));
-                    break;
-                }
-                Err(e) => self.warnings.push(format!("{c}: {e}")),
-            }
-        }
-        if chosen.is_none() && !bls.is_empty() {
-            match default_boot(None, env.as_deref(), &bls) {
-                Ok(e) => chosen = Some((e, bls_dir.into(), "grub2-bls")),
-                Err(e) => self.warnings.push(format!("{bls_dir}: {e}")),
-            }
-        }
-        if chosen.is_none() {
-            for c in ["/boot/grub/menu.lst", "/boot/grub/grub.conf"] {
-                if let Some(e) = self.text(c).and_then(|t| menu_lst(&t)) {
-                    chosen = Some((e, c.into(), "grub-legacy"));
-                    break;
-                }
-            }
-        }
+        let chosen = self.find_config(env.as_deref(), &bls);
         let Some((e, cfg, kind)) = chosen else {
             li.boot_loader = Some(if self.exists("/boot/efi/loader/loader.conf") {
                 "systemd-boot".into()
@@ -231,9 +194,9 @@ impl<'s, 'a> Root<'s, 'a> {
             return files;
         };
         if kind == "grub2-bls" {
-            files.extend(bls.iter().map(|(n, _)| format!("{bls_dir}/{n}")));
+            files.extend(bls.iter().map(|(n, _)| format!("{BLS_DIR}/{n}")));
         }
-        if cfg != bls_dir {
+        if cfg != BLS_DIR {
             files.push(cfg.clone());
         }
         li.boot_loader = Some(kind.into());
@@ -246,6 +209,46 @@ impl<'s, 'a> Root<'s, 'a> {
             release: None,
         });
         files
+    }
+
+    /// The first boot loader config with a default entry: grub2 (`/boot`,
+    /// then the ESP), BLS entries alone, grub-legacy; (entry, config
+    /// path, loader kind).
+    fn find_config(
+        &mut self,
+        env: Option<&str>,
+        bls: &[(String, String)],
+    ) -> Option<(BootEntry, String, &'static str)> {
+        let mut cands = vec![
+            "/boot/grub2/grub.cfg".to_string(),
+            "/boot/grub/grub.cfg".into(),
+        ];
+        for d in self.list("/boot/efi/EFI") {
+            cands.push(format!("/boot/efi/EFI/{d}/grub.cfg"));
+        }
+        for c in cands {
+            let Some(text) = self.text(&c) else { continue };
+            match default_boot(Some(&text), env, bls) {
+                Ok(e) => {
+                    let kind = if !bls.is_empty() && text.contains("blscfg") {
+                        "grub2-bls"
+                    } else {
+                        "grub2"
+                    };
+                    return Some((e, c, kind));
+                }
+                Err(e) => self.warnings.push(format!("{c}: {e}")),
+            }
+        }
+        if !bls.is_empty() {
+            match default_boot(None, env, bls) {
+                Ok(e) => return Some((e, BLS_DIR.into(), "grub2-bls")),
+                Err(e) => self.warnings.push(format!("{BLS_DIR}: {e}")),
+            }
+        }
+        ["/boot/grub/menu.lst", "/boot/grub/grub.conf"]
+            .into_iter()
+            .find_map(|c| Some((menu_lst(&self.text(c)?)?, c.to_string(), "grub-legacy")))
     }
 
     /// The default kernel's release; the other kernels in `/boot`.
@@ -576,6 +579,9 @@ type NetDir<'f> = (
     &'f dyn Fn(&str) -> bool,
     fn(&str, &str) -> Vec<LinuxInterface>,
 );
+
+/// Where BLS entries live.
+const BLS_DIR: &str = "/boot/loader/entries";
 
 /// Files whose presence shows another hypervisor's tools: (vendor, kind,
 /// path).

@@ -211,6 +211,18 @@ fn linux_lines(l: &LinuxInstall) -> Vec<String> {
             list(&v.storage_drivers)
         ));
     }
+    out.extend(linux_findings(l));
+    out.push(format!(
+        "  migration: {}",
+        guest::linux::inspect::migration_summary(l)
+    ));
+    out
+}
+
+/// The bus-specific names, interfaces, tools, SELinux and LVM facts of a
+/// Linux install as text lines.
+fn linux_findings(l: &LinuxInstall) -> Vec<String> {
+    let mut out = vec![];
     for d in &l.device_names {
         out.push(format!(
             "  bus-specific name: {} line {}: {} -> {}",
@@ -249,10 +261,6 @@ fn linux_lines(l: &LinuxInstall) -> Vec<String> {
     if l.lvm_devices_file {
         out.push("  LVM devices file: /etc/lvm/devices/system.devices".into());
     }
-    out.push(format!(
-        "  migration: {}",
-        guest::linux::inspect::migration_summary(l)
-    ));
     out
 }
 
