@@ -863,3 +863,70 @@ impl Disk for LogicalVolume<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Mem(Vec<u8>);
+    impl Disk for Mem {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, buf: &mut [u8], off: u64) -> vdisk::Result<()> {
+            vdisk::disk::check_range(self.size(), off, buf.len() as u64)?;
+            buf.copy_from_slice(&self.0[off as usize..off as usize + buf.len()]);
+            Ok(())
+        }
+        fn layer(&self) -> LayerInfo {
+            LayerInfo {
+                path: "mem".into(),
+                format: "raw".into(),
+                subformat: None,
+                virtual_size: self.size(),
+                file_size: self.size(),
+                extra_files: vec![],
+                warnings: vec![],
+                geometry: Default::default(),
+            }
+        }
+    }
+
+    /// A PV whose metadata text wraps around the end of its circular
+    /// buffer (LVM writes it so once the buffer has been filled).
+    #[test]
+    fn metadata_wrapping_the_circular_buffer_is_joined() {
+        let (mda, mda_size) = (4096u64, 8192u64);
+        let mut d = vec![0u8; 64 << 10];
+        let l = 512;
+        d[l..l + 8].copy_from_slice(b"LABELONE");
+        d[l + 8..l + 16].copy_from_slice(&1u64.to_le_bytes());
+        d[l + 20..l + 24].copy_from_slice(&32u32.to_le_bytes());
+        d[l + 24..l + 32].copy_from_slice(b"LVM2 001");
+        let h = l + 32;
+        d[h..h + 32].copy_from_slice(b"abcdefghijklmnopqrstuvwxyz012345");
+        d[h + 40..h + 48].copy_from_slice(&(16u64 << 10).to_le_bytes()); // data area
+        d[h + 72..h + 80].copy_from_slice(&mda.to_le_bytes()); // after the 0 terminator
+        d[h + 80..h + 88].copy_from_slice(&mda_size.to_le_bytes());
+        let m = mda as usize;
+        d[m + 4..m + 20].copy_from_slice(MDA_MAGIC);
+        d[m + 24..m + 32].copy_from_slice(&mda.to_le_bytes());
+        d[m + 32..m + 40].copy_from_slice(&mda_size.to_le_bytes());
+        let text = b"vg {\nid = \"x\"\nseqno = 9\nextent_size = 8\n}\n";
+        let at = mda_size - 20;
+        d[m + 40..m + 48].copy_from_slice(&at.to_le_bytes());
+        d[m + 48..m + 56].copy_from_slice(&(text.len() as u64).to_le_bytes());
+        d[m + at as usize..m + mda_size as usize].copy_from_slice(&text[..20]);
+        d[m + 512..m + 512 + text.len() - 20].copy_from_slice(&text[20..]);
+        let label = read_label(&Mem(d)).unwrap().unwrap();
+        assert_eq!(label.uuid, "abcdefghijklmnopqrstuvwxyz012345");
+        assert_eq!(label.data_start, Some(16 << 10));
+        assert_eq!(
+            label.metadata.as_deref().map(str::as_bytes),
+            Some(&text[..])
+        );
+        let vg = parse_metadata(label.metadata.as_deref().unwrap()).unwrap();
+        assert_eq!((vg.name.as_str(), vg.seqno, vg.extent_size), ("vg", 9, 8));
+    }
+}
