@@ -214,7 +214,7 @@ const EXT_UUID: &str = "0c3d9f21-7a44-4b8e-8f10-a1b2c3d4e5f6";
 /// Root tree of the XFS-boot/LVM-root guest.
 fn lvm_guest_root(root: &Path) {
     put(root, "/etc/os-release", b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n");
-    put(root, "/etc/fstab", b"# static file system information\n/dev/mapper/vgh-root /     ext4 errors=remount-ro 0 1\n/dev/sda1            /boot xfs  defaults          0 2\n");
+    put(root, "/etc/fstab", b"# static file system information\n/dev/mapper/vgh-root /     ext4 errors=remount-ro 0 1\n/dev/sda1            /boot xfs  defaults          0 2\nLABEL=bootfs         /srv  xfs  ro                0 0\n");
     put(root, "/etc/crypttab", b"cryptdata /dev/sdb2 none luks\n");
     put(
         root,
@@ -264,7 +264,15 @@ fn linux_inspect_xfs_boot_lvm_root() {
     let xfs = t.join("xfs.img");
     let spec = format!("file,name={},size=300m", xfs.display());
     run(tool("mkfs.xfs")
-        .args(["-q", "-f", "-m", &format!("uuid={XFS_UUID}"), "-p"])
+        .args([
+            "-q",
+            "-f",
+            "-m",
+            &format!("uuid={XFS_UUID}"),
+            "-L",
+            "bootfs",
+            "-p",
+        ])
         .arg(t.join("proto"))
         .args(["-d", &spec]));
     // Root ext4 in an LV of a PV.
@@ -370,7 +378,7 @@ fn linux_inspect_xfs_boot_lvm_root() {
     );
     assert_eq!(
         li.edits[0].new,
-        format!("# static file system information\n/dev/mapper/vgh-root /     ext4 errors=remount-ro 0 1\n{uuid}            /boot xfs  defaults          0 2\n")
+        format!("# static file system information\n/dev/mapper/vgh-root /     ext4 errors=remount-ro 0 1\n{uuid}            /boot xfs  defaults          0 2\nLABEL=bootfs         /srv  xfs  ro                0 0\n")
     );
     assert_eq!(
         li.edits[2].new,
@@ -421,6 +429,21 @@ fn linux_inspect_xfs_boot_lvm_root() {
     );
     assert_eq!(li.selinux.as_deref(), Some("permissive"));
     assert!(li.lvm_devices_file);
+    let mounts: Vec<(&str, &str)> = li
+        .facts
+        .iter()
+        .filter(|f| f.0.starts_with("mount "))
+        .map(|f| (f.0.as_str(), f.1.as_str()))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("mount /boot", "disk 0 partition 1"),
+            ("mount /srv", "disk 0 partition 1"),
+            ("mount /", "vgh/root"),
+        ]
+    );
+    assert_eq!(blkid(&xfs, "LABEL"), "bootfs");
     assert_eq!(li.initramfs_tool.as_deref(), Some("initramfs-tools"));
     // Reads follow the layout: /boot from XFS, the rest from the LV.
     let k = format!("vmlinuz-{rel}");
