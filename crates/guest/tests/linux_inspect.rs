@@ -6,7 +6,8 @@
 //!   as `debugfs` reads `grub.cfg`, virtio-blk in the initrd or not, the
 //!   kernel read back byte-equal to `debugfs dump`;
 //! * `/boot` on XFS (`mkfs.xfs -p`) + root ext4 (`mkfs.ext4 -d`) on an LVM2
-//!   LV (lvm2 tools on a loop device), with the fixture's real kernel,
+//!   LV spanning a PV partition and a whole-disk PV (two VM disks; lvm2
+//!   tools on loop devices), with the fixture's real kernel,
 //!   initrd and config, an fstab naming `/dev/sda1`, a crypttab naming
 //!   `/dev/sdb2`, netplan/ifupdown/NM/ifcfg configs, open-vm-tools in
 //!   dpkg's status: UUIDs as `blkid` reports them;
@@ -159,6 +160,19 @@ fn linux_inspect_debian_fixture() {
     }
 }
 
+/// Deterministic incompressible bytes.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn put(root: &Path, path: &str, bytes: &[u8]) {
     let p = root.join(path.trim_start_matches('/'));
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -247,6 +261,7 @@ fn lvm_guest_root(root: &Path) {
     );
     put(root, "/etc/lvm/devices/system.devices", b"VERSION=1.1.1\n");
     put(root, "/usr/bin/vmtoolsd", b"\x7fELF");
+    put(root, "/var/big", &noise(40 << 20));
 }
 
 #[test]
@@ -284,24 +299,25 @@ fn linux_inspect_xfs_boot_lvm_root() {
         .args(["-q", "-F", "-U", EXT_UUID, "-d"])
         .arg(&root)
         .arg(&ext));
-    let pv = t.join("pv.img");
+    // Root LV: 32 MiB on the PV partition of disk 0, then 32 MiB on a
+    // whole-disk PV (disk 1).
+    let (pv, pv2) = (t.join("pv.img"), t.join("pv2.raw"));
     testkit::sparse_file(&pv, 100 << 20);
+    testkit::sparse_file(&pv2, 48 << 20);
     {
-        let lp = Loop::attach(&pv);
-        let l = [&lp];
-        lvm(&l, "pvcreate", &["-ff", "-y", &lp.dev]);
+        let (la, lb) = (Loop::attach(&pv), Loop::attach(&pv2));
+        let l = [&la, &lb];
+        lvm(&l, "pvcreate", &["-ff", "-y", &la.dev, &lb.dev]);
         let vg = "vgh";
-        lvm(&l, "vgcreate", &[vg, &lp.dev]);
-        lvm(
-            &l,
-            "lvcreate",
-            &["-an", "--zero", "n", "-y", "-L", "8m", "-n", "swap", vg],
-        );
-        lvm(
-            &l,
-            "lvcreate",
-            &["-an", "--zero", "n", "-y", "-L", "64m", "-n", "root", vg],
-        );
+        lvm(&l, "vgcreate", &[vg, &la.dev, &lb.dev]);
+        let lv = |args: &[&str]| {
+            let mut a = vec!["-an", "--zero", "n", "-y"];
+            a.extend_from_slice(args);
+            lvm(&l, "lvcreate", &a);
+        };
+        lv(&["-L", "8m", "-n", "swap", vg, &la.dev]);
+        lv(&["-L", "32m", "-n", "root", vg, &la.dev]);
+        lvm(&l, "lvextend", &["-L", "+32m", "vgh/root", &lb.dev]);
         write_lv(&l, vg, "root", &std::fs::read(&ext).unwrap());
     }
     let disk = t.join("disk.raw");
@@ -311,7 +327,7 @@ fn linux_inspect_xfs_boot_lvm_root() {
         "label: dos\nstart=2048, size=614400, type=83\nstart=616448, size=204800, type=8e\n",
         &[(2048, &xfs), (616448, &pv)],
     );
-    let (disks, insp) = inspect(&[&disk]);
+    let (disks, insp) = inspect(&[&disk, &pv2]);
     assert_eq!(insp.linux.len(), 1, "{:?}", insp.warnings);
     let li = &insp.linux[0];
     assert_eq!(
@@ -450,6 +466,8 @@ fn linux_inspect_xfs_boot_lvm_root() {
     assert!(
         read(&disks, &insp, li, &format!("/boot/{k}")) == std::fs::read(boot.join(&k)).unwrap()
     );
+    // 40 MiB of data: past the first PV's 32 MiB into the second disk.
+    assert!(read(&disks, &insp, li, "/var/big") == noise(40 << 20));
     assert_eq!(
         read(&disks, &insp, li, "/etc/crypttab"),
         b"cryptdata /dev/sdb2 none luks\n"
