@@ -535,3 +535,35 @@ pub(crate) fn boot_with(
         powerdown,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resets(n: usize) -> Observations {
+        Observations {
+            events: (0..n)
+                .map(|i| Event {
+                    name: "RESET".into(),
+                    seconds: i as f64,
+                    data: json!({"guest": true, "reason": "guest-reset"}),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn followed_resets_are_not_decisive_until_a_loop() {
+        // not following: the first reset decides
+        assert!(decisive(&verdict_view(&resets(1), false)));
+        // following: up to the limit they are dropped, beyond it they count
+        assert!(!decisive(&verdict_view(&resets(MAX_FOLLOWED_RESETS), true)));
+        let looping = resets(MAX_FOLLOWED_RESETS + 1);
+        assert!(decisive(&verdict_view(&looping, true)));
+        assert_eq!(
+            classify(&verdict_view(&looping, true)).0,
+            super::super::BootOutcome::GuestReset
+        );
+    }
+}
