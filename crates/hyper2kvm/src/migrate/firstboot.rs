@@ -201,3 +201,52 @@ pub fn run(o: &Options, name: &str, report: &mut Report) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::bugcheck::decode_panic;
+    use crate::validate::markers::Source;
+    use serde_json::json;
+
+    #[test]
+    fn outcomes_are_named_by_kind() {
+        let panic = |info| BootOutcome::GuestPanic {
+            panic: decode_panic(&info),
+        };
+        let failure = |id: &str| BootOutcome::Failure {
+            id: id.into(),
+            line: String::new(),
+            source: Source::Serial,
+        };
+        let cases = [
+            (
+                BootOutcome::Success {
+                    marker: "marker".into(),
+                    line: BOOTSTRAP_DONE.into(),
+                },
+                "done",
+            ),
+            (failure("firstboot_required_failed"), "step-failed"),
+            (failure("no_bootable_device"), "failed"),
+            (
+                panic(json!({"action": "pause", "info": {"type": "hyper-v",
+                    "arg1": 0x7b, "arg2": 0, "arg3": 0, "arg4": 0, "arg5": 0}})),
+                "bugcheck",
+            ),
+            (panic(json!({"action": "pause"})), "failed"),
+            (BootOutcome::GuestReset, "failed"),
+            (
+                BootOutcome::Timeout {
+                    last_serial_line: None,
+                    last_firmware_line: None,
+                    still_printing: false,
+                },
+                "timeout",
+            ),
+        ];
+        for (o, want) in cases {
+            assert_eq!(outcome_word(&o), want, "{o:?}");
+        }
+    }
+}
