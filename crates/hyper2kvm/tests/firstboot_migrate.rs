@@ -398,3 +398,27 @@ fn first_boot_stops_a_reboot_loop() {
     assert!(lines.iter().all(|l| l == START), "{lines:?}");
     assert_no_qemu_left(&out);
 }
+
+#[test]
+fn first_boot_time_limits_out_of_range_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for (opt, v) in [
+        ("--first-boot-timeout", "0"),
+        ("--first-boot-timeout", "18446744073709551615"),
+        ("--first-boot-grace", "3601"),
+    ] {
+        let o = Command::new(bin())
+            .args(["migrate", "x.vmx", "--out"])
+            .arg(d.path().join("out"))
+            .args(["--first-boot", opt, v])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            err.contains(&format!("invalid value '{v}' for '{opt}")),
+            "{err}"
+        );
+    }
+    assert!(!d.path().join("out").exists());
+}

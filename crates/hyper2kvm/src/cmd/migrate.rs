@@ -74,12 +74,13 @@ pub struct Args {
     /// Uses --accel.
     #[arg(long)]
     first_boot: bool,
-    /// --first-boot: time limit for the bootstrap phase, seconds.
-    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    /// --first-boot: time limit for the bootstrap phase, seconds (1 to
+    /// 604800, a week).
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     first_boot_timeout: u64,
     /// --first-boot: seconds the guest gets to power off after the ACPI
-    /// power button before QEMU is stopped.
-    #[arg(long, default_value_t = 120)]
+    /// power button before QEMU is stopped (0 to 3600).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=3600))]
     first_boot_grace: u64,
     /// Write into a non-empty output directory.
     #[arg(long)]
