@@ -116,7 +116,9 @@ pub struct WindowsNic {
 pub struct ForeignTool {
     /// `vmware`, `hyperv`, `virtualbox`, `parallels`, `xen`.
     pub vendor: String,
-    /// Kind: `service`, `filter`, `uninstall`, `network-provider`.
+    /// Kind: `service`, `filter`, `uninstall`, `network-provider`,
+    /// `winsock-provider` (a Winsock protocol catalog entry; name: its
+    /// protocol name).
     pub kind: String,
     /// Service name, filter name, or uninstall display name.
     pub name: String,

@@ -9,7 +9,11 @@
 //! --export`, `hivexget`) reads them back: launch, filters and services in
 //! every control set, provider order, staged network table, SanPolicy and
 //! restrictions, the undo list (every changed value's original), and a
-//! second plan on the result changes nothing.
+//! second plan on the result changes nothing. Also: VMware's vsock Winsock
+//! providers (the real win10 hive's catalog entries 15 and 16, and moved
+//! into the middle) leave both protocol catalogs, which stay numbered
+//! 1..N with their counts; Xen PV drivers (added to the win7 hive with
+//! our writer) lose their filters before their services are disabled.
 
 mod support;
 use guest::drivers::Arch;
@@ -171,6 +175,12 @@ const RETIRED: &[&str] = &[
     "vboxmouse",
     "vboxsf",
     "prl_strg",
+    "xenbus",
+    "xenfilt",
+    "xeniface",
+    "xennet",
+    "xenvbd",
+    "xenvif",
 ];
 
 struct Case {
@@ -186,6 +196,12 @@ struct Case {
 
 fn run(dir: &Path, sys_path: &Path, os: &str, ver: (u32, u32, u32)) -> Case {
     let soft_path = software(dir);
+    run_with(dir, sys_path, &soft_path, os, ver)
+}
+
+/// [`run`] with a SOFTWARE hive of the caller's.
+fn run_with(dir: &Path, sys_path: &Path, soft_path: &Path, os: &str, ver: (u32, u32, u32)) -> Case {
+    let soft_path = soft_path.to_path_buf();
     let sys = Hive::from_file(sys_path).unwrap();
     let soft = Hive::from_file(&soft_path).unwrap();
     let inst = inspect(&sys, &soft, os, ver.0, ver.1, ver.2);
@@ -601,4 +617,301 @@ fn win7_in_oobe_gets_the_service_in_both_control_sets() {
     let sys2 = Hive::from_file(&after).unwrap();
     let plan2 = plan_firstboot(&inst, &sys2, &soft, &opts()).unwrap();
     assert_eq!(plan2.launch, Launch::Service);
+}
+
+// ---- Winsock catalog ----------------------------------------------------
+
+/// The bytes of a `hex(N):` export text.
+fn hex_bytes(text: &str) -> Vec<u8> {
+    let hex = text.split_once(':').map(|x| x.1).unwrap_or("");
+    hex.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| u8::from_str_radix(x.trim(), 16).unwrap())
+        .collect()
+}
+
+const PC9: &str = r"ControlSet001\Services\WinSock2\Parameters\Protocol_Catalog9";
+
+/// The `PackedCatalogItem`s of a catalog in export order of position
+/// (keys `000000000001`…), and the count value.
+fn catalog(e: &Export, cat: &str) -> (Vec<Vec<u8>>, Option<String>) {
+    let mut items = Vec::new();
+    for i in 1.. {
+        let k = format!(r"{PC9}\{cat}\{i:012}");
+        let Some(v) = val(e, &k, "PackedCatalogItem") else {
+            break;
+        };
+        items.push(hex_bytes(v));
+    }
+    // nothing beyond the first gap
+    let prefix = format!(r"{PC9}\{cat}\").to_lowercase();
+    let n = e.keys().filter(|k| k.starts_with(&prefix)).count();
+    assert_eq!(n, items.len(), "{cat}: keys not numbered 1..N");
+    let count = if cat == "Catalog_Entries" {
+        "Num_Catalog_Entries"
+    } else {
+        "Num_Catalog_Entries64"
+    };
+    (items, val(e, PC9, count).map(String::from))
+}
+
+fn is_vsock(item: &[u8]) -> bool {
+    String::from_utf8_lossy(&item[..260])
+        .to_ascii_lowercase()
+        .contains("vsocklib.dll")
+}
+
+fn winsock_tools(inst: &WindowsInstall) -> Vec<(String, String)> {
+    inst.foreign_tools
+        .iter()
+        .filter(|t| t.kind == "winsock-provider")
+        .map(|t| (t.vendor.clone(), t.name.clone()))
+        .collect()
+}
+
+#[test]
+fn win10_vsock_winsock_providers_leave_both_catalogs() {
+    let d = tempfile::tempdir().unwrap();
+    let p = unxz("SYSTEM-win10-1709.xz", d.path());
+    let c = run(d.path(), &p, "win10", (10, 0, 17134));
+    check(&c);
+    // Inspection found them: two providers in each catalog.
+    let v = |n: &str| ("vmware".to_string(), n.to_string());
+    assert_eq!(
+        winsock_tools(&c.inst),
+        [
+            v("vSockets DGRAM"),
+            v("vSockets STREAM"),
+            v("vSockets DGRAM"),
+            v("vSockets STREAM")
+        ]
+    );
+    for cat in ["Catalog_Entries", "Catalog_Entries64"] {
+        let (before, n_before) = catalog(&c.before_sys, cat);
+        let (after, n_after) = catalog(&c.after_sys, cat);
+        assert_eq!(before.len(), 16);
+        assert_eq!(n_before.as_deref(), Some("dword:00000010"));
+        assert!(is_vsock(&before[14]) && is_vsock(&before[15]));
+        // the last two went; the others are byte for byte as they were
+        assert_eq!(after, before[..14].to_vec(), "{cat}");
+        assert_eq!(n_after.as_deref(), Some("dword:0000000e"), "{cat}");
+    }
+    // the id counter is not a count: untouched
+    assert_eq!(
+        val(&c.after_sys, PC9, "Next_Catalog_Entry_ID"),
+        val(&c.before_sys, PC9, "Next_Catalog_Entry_ID")
+    );
+    // the deleted entries' values are in the undo list
+    let backup = c.after_soft.get(r"hyper2kvm\backup").unwrap();
+    let e = format!(r"SYSTEM\{PC9}\Catalog_Entries\000000000015|PackedCatalogItem").to_lowercase();
+    assert!(is_vsock(&hex_bytes(&backup[&e])));
+    // and the result inspects clean
+    let sys2 = Hive::from_file(&c.sys_after).unwrap();
+    let soft2 = Hive::from_file(&c.soft_after).unwrap();
+    let inst2 = inspect(&sys2, &soft2, "win10", 10, 0, 17134);
+    assert!(winsock_tools(&inst2).is_empty());
+}
+
+#[test]
+fn vsock_providers_in_the_middle_are_removed_and_the_rest_renumbered() {
+    let d = tempfile::tempdir().unwrap();
+    let p = unxz("SYSTEM-win10-1709.xz", d.path());
+    let orig = export(&p);
+    // Swap entries 2 (AF_UNIX) and 15 (vSockets DGRAM) in Catalog_Entries;
+    // in Catalog_Entries64 make entry 1 a layered chain over the vsock
+    // provider's id, which makes removing it unsafe.
+    let key = |cat: &str, i: u32| format!(r"{PC9}\{cat}\{i:012}");
+    let item =
+        |cat: &str, i: u32| hex_bytes(val(&orig, &key(cat, i), "PackedCatalogItem").unwrap());
+    let (e2, e15) = (item("Catalog_Entries", 2), item("Catalog_Entries", 15));
+    let vsock_id = u32::from_le_bytes(item("Catalog_Entries64", 15)[296..300].try_into().unwrap());
+    let mut layered = item("Catalog_Entries64", 1);
+    layered[300..304].copy_from_slice(&2u32.to_le_bytes());
+    layered[308..312].copy_from_slice(&vsock_id.to_le_bytes());
+    {
+        let mut h = Hive::from_file(&p).unwrap();
+        let set = |h: &mut Hive, k: &str, n: &str, b: &[u8]| {
+            h.set_value(
+                k,
+                n,
+                &Value::Raw {
+                    kind: 3,
+                    data: b.to_vec(),
+                },
+            )
+            .unwrap()
+        };
+        set(
+            &mut h,
+            &key("Catalog_Entries", 2),
+            "PackedCatalogItem",
+            &e15,
+        );
+        set(
+            &mut h,
+            &key("Catalog_Entries", 15),
+            "PackedCatalogItem",
+            &e2,
+        );
+        // ProtocolName moves with the item
+        let pn = |i| hex_bytes(val(&orig, &key("Catalog_Entries", i), "ProtocolName").unwrap());
+        let (n2, n15) = (pn(2), pn(15));
+        h.set_value_raw(&key("Catalog_Entries", 2), "ProtocolName", 1, &n15)
+            .unwrap();
+        h.set_value_raw(&key("Catalog_Entries", 15), "ProtocolName", 1, &n2)
+            .unwrap();
+        set(
+            &mut h,
+            &key("Catalog_Entries64", 1),
+            "PackedCatalogItem",
+            &layered,
+        );
+        h.write_to(&p).unwrap();
+    }
+    let c = run(d.path(), &p, "win10", (10, 0, 17134));
+    check(&c);
+    let (before, _) = catalog(&c.before_sys, "Catalog_Entries");
+    let (after, n) = catalog(&c.after_sys, "Catalog_Entries");
+    let want: Vec<Vec<u8>> = before.iter().filter(|i| !is_vsock(i)).cloned().collect();
+    assert_eq!(want.len(), 14);
+    assert_eq!(after, want);
+    assert_eq!(after[13], e2, "AF_UNIX moved from 15 to 14");
+    assert_eq!(n.as_deref(), Some("dword:0000000e"));
+    // the second value moved with its entry
+    assert_eq!(
+        val(&c.after_sys, &key("Catalog_Entries", 14), "ProtocolName"),
+        val(&orig, &key("Catalog_Entries", 2), "ProtocolName")
+    );
+    // Catalog_Entries64: left alone, with a warning naming the reason
+    let (b64, nb) = catalog(&c.before_sys, "Catalog_Entries64");
+    let (a64, na) = catalog(&c.after_sys, "Catalog_Entries64");
+    assert_eq!(a64, b64);
+    assert_eq!(na, nb);
+    assert!(
+        c.plan
+            .warnings
+            .iter()
+            .any(|w| w.contains("Catalog_Entries64") && w.contains("layered provider")),
+        "{:?}",
+        c.plan.warnings
+    );
+}
+
+// ---- Xen ----------------------------------------------------------------
+
+#[test]
+fn xen_pv_drivers_lose_their_filters_before_their_services_are_disabled() {
+    let d = tempfile::tempdir().unwrap();
+    let p = unxz("SYSTEM-win7.xz", d.path());
+    const SYSTEM_CLASS: &str = r"Control\Class\{4d36e97d-e325-11ce-bfc1-08002be10318}";
+    const HDC_CLASS: &str = r"Control\Class\{4d36e96a-e325-11ce-bfc1-08002be10318}";
+    let citrix = "{A7B2C3D4-1111-2222-3333-444455556666}";
+    {
+        let mut h = Hive::from_file(&p).unwrap();
+        for cs in ["ControlSet001", "ControlSet002"] {
+            for (svc, start) in [
+                ("xenbus", 0),
+                ("xenfilt", 0),
+                ("xenvbd", 0),
+                ("xenvif", 3),
+                ("xennet", 3),
+                ("xeniface", 3),
+            ] {
+                let k = format!(r"{cs}\Services\{svc}");
+                h.create_key(&k).unwrap();
+                h.set_value(&k, "Start", &Value::Dword(start)).unwrap();
+                h.set_value(&k, "Type", &Value::Dword(1)).unwrap();
+            }
+            for class in [SYSTEM_CLASS, HDC_CLASS] {
+                let k = format!(r"{cs}\{class}");
+                let cur = h
+                    .get_key(&k)
+                    .unwrap()
+                    .and_then(|k| k.value("UpperFilters").ok().flatten())
+                    .and_then(|v| v.data().ok());
+                let mut list = match cur {
+                    Some(Value::MultiString(l)) => l,
+                    _ => vec![],
+                };
+                list.push("xenfilt".into());
+                h.set_value(&k, "UpperFilters", &Value::MultiString(list))
+                    .unwrap();
+            }
+        }
+        h.write_to(&p).unwrap();
+    }
+    let soft = software(d.path());
+    {
+        let mut h = Hive::from_file(&soft).unwrap();
+        let u = format!(r"Microsoft\Windows\CurrentVersion\Uninstall\{citrix}");
+        h.create_key(&u).unwrap();
+        h.set_value(
+            &u,
+            "DisplayName",
+            &Value::String("Citrix XenServer Windows Management Agent".into()),
+        )
+        .unwrap();
+        h.set_value(
+            &u,
+            "UninstallString",
+            &Value::ExpandString(format!("MsiExec.exe /X{citrix}")),
+        )
+        .unwrap();
+        h.write_to(&soft).unwrap();
+    }
+    let c = run_with(d.path(), &p, &soft, "win7", (6, 1, 7601));
+    // check(): no xen filter in any list, every xen service at Start=4, in
+    // both control sets; the undo list complete
+    check(&c);
+    let xen: Vec<_> = c
+        .inst
+        .foreign_tools
+        .iter()
+        .filter(|t| t.vendor == "xen")
+        .map(|t| format!("{} {}", t.kind, t.name))
+        .collect();
+    assert!(xen.contains(&"filter xenfilt".to_string()), "{xen:?}");
+    assert!(
+        xen.contains(&"uninstall Citrix XenServer Windows Management Agent".to_string()),
+        "{xen:?}"
+    );
+    for cs in ["ControlSet001", "ControlSet002"] {
+        for class in [SYSTEM_CLASS, HDC_CLASS] {
+            let k = format!(r"{cs}\{class}");
+            let before = strings(val(&c.before_sys, &k, "UpperFilters").unwrap());
+            let want: Vec<String> = before.into_iter().filter(|f| f != "xenfilt").collect();
+            let after = val(&c.after_sys, &k, "UpperFilters")
+                .map(strings)
+                .unwrap_or_default();
+            assert_eq!(after, want, "{k}");
+        }
+        for svc in [
+            "xenbus", "xenfilt", "xenvbd", "xenvif", "xennet", "xeniface",
+        ] {
+            assert_eq!(
+                hivexget(&c.sys_after, &format!(r"{cs}\Services\{svc}"), "Start").as_deref(),
+                Some("4"),
+                "{cs} {svc}"
+            );
+        }
+    }
+    // Order: every filter edit comes before the first Start=4.
+    let pos = |pred: &dyn Fn(&Action) -> bool| c.plan.actions.iter().position(|a| pred(&a.action));
+    let last_filter = c
+        .plan
+        .actions
+        .iter()
+        .rposition(|a| matches!(&a.action, Action::SetValue { name, .. } | Action::DeleteValue { name, .. } if name.ends_with("Filters")))
+        .unwrap();
+    let first_start =
+        pos(&|a| matches!(a, Action::SetValue { name, .. } if name == "Start")).unwrap();
+    assert!(last_filter < first_start, "{last_filter} {first_start}");
+    // The Citrix uninstaller runs quietly at the first boot.
+    assert!(
+        c.plan
+            .script
+            .contains(&format!("/x {citrix} /qn /norestart")),
+        "{}",
+        c.plan.script
+    );
 }

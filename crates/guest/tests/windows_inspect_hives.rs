@@ -162,7 +162,14 @@ fn win7_32bit_facts() {
             "vmware service vmci",
             "vmware service vmmouse",
             "vmware service vmrawdsk",
+            "vmware winsock-provider VMCI sockets DGRAM",
+            "vmware winsock-provider VMCI sockets STREAM",
         ])
+    );
+    let w = t.iter().find(|t| t.kind == "winsock-provider").unwrap();
+    assert_eq!(
+        w.location,
+        "ControlSet001\\Services\\WinSock2\\Parameters\\Protocol_Catalog9\\Catalog_Entries\\000000000023"
     );
     let f = t.iter().find(|t| t.kind == "filter").unwrap();
     assert_eq!(
@@ -270,6 +277,8 @@ fn win10_1709_vmware_guest_facts() {
         "vmware filter VMMouse",
         "vmware filter VMUsbMouse",
         "vmware network-provider vmhgfs",
+        "vmware winsock-provider vSockets DGRAM",
+        "vmware winsock-provider vSockets STREAM",
     ] {
         assert!(
             set.contains(&want.to_string()),
@@ -280,7 +289,8 @@ fn win10_1709_vmware_guest_facts() {
         !set.iter().any(|s| s.starts_with("hyperv")),
         "inbox Hyper-V drivers of a guest that never ran on Hyper-V are not foreign tools: {set:?}"
     );
-    assert_eq!(set.len(), 22, "{set:?}");
+    // 22 + vsock's two providers in each of the two protocol catalogs
+    assert_eq!(set.len(), 26, "{set:?}");
     assert_eq!(
         hivexget(
             &p,

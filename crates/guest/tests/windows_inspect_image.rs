@@ -236,6 +236,8 @@ fn bios_win7_x86_vmware_guest_hibernated_with_a_bitlocker_volume() {
             "vmware service vmmouse",
             "vmware service vmrawdsk",
             "vmware uninstall VMware Tools",
+            "vmware winsock-provider VMCI sockets DGRAM",
+            "vmware winsock-provider VMCI sockets STREAM",
         ])
     );
     let u = w
@@ -401,8 +403,16 @@ fn uefi_win11_x64_dirty_system_hive_and_device_install_policy() {
     assert_eq!(w.nics[0].connection_name.as_deref(), Some("Ethernet0"));
     assert!(w.nics[0].dhcp);
     let t = tools(w);
-    assert_eq!(t.len(), 23, "{t:?}");
+    assert_eq!(t.len(), 27, "{t:?}");
     assert!(t.contains(&"vmware uninstall VMware Tools".to_string()));
+    // vsock's providers in both protocol catalogs
+    assert_eq!(
+        t.iter()
+            .filter(|x| x.starts_with("vmware winsock-provider vSockets "))
+            .count(),
+        4,
+        "{t:?}"
+    );
     let u = w
         .foreign_tools
         .iter()

@@ -147,13 +147,25 @@ fn boot_sectors_match_nasm() {
         ),
     ];
     let triple = BootSector::serial("bye", Action::TripleFault);
-    let cases = cases.into_iter().chain([(
-        triple,
-        "",
-        "mov dx, 0x3f8",
-        "out dx, al",
-        "lidt [idt0]\nint3",
-    )]);
+    let chain = BootSector::serial("again", Action::ChainReboot);
+    let cases = cases.into_iter().chain([
+        (
+            triple,
+            "",
+            "mov dx, 0x3f8",
+            "out dx, al",
+            "lidt [idt0]\nint3",
+        ),
+        (
+            chain,
+            "",
+            "mov dx, 0x3f8",
+            "out dx, al",
+            "xor ax, ax\nmov es, ax\nmov ax, 0x0201\nmov bx, 0x8000\nmov cx, 0x0002\n\
+             mov dx, 0x0080\nint 0x13\nmov ax, 0x0301\nmov bx, 0x8000\nmov cx, 0x0001\n\
+             mov dx, 0x0080\nint 0x13\nmov al, 0xfe\nout 0x64, al",
+        ),
+    ]);
     for (bs, write, setup, body, action) in cases {
         let idt = if bs.action == Action::TripleFault {
             "idt0: times 6 db 0"

@@ -18,11 +18,12 @@
 //!    `cmd.exe` starts the runner detached (the service manager kills a
 //!    non-service process after 30 s) — in every control set. The runner
 //!    disarms its launch when its final phase is over ([`Launch`]);
-//! 3. VMware, VirtualBox and Parallels components retired offline
+//! 3. VMware, VirtualBox, Parallels and Xen components retired offline
 //!    ([`offline::retire_tools`]): filters out of every class and device
 //!    filter list first, then their services at Start=4, their network
-//!    providers out of the provider order; their uninstallers run at the
-//!    first boot;
+//!    providers out of the provider order, their Winsock providers (VMware
+//!    vsock) out of the protocol catalogs ([`offline::retire_winsock`]);
+//!    their uninstallers run at the first boot;
 //! 4. the stale binding of every statically configured source adapter
 //!    cleared (DHCP, no addresses; the connection name freed) after its
 //!    settings were staged in `SOFTWARE\hyper2kvm\FirstBoot\Network`;
@@ -269,16 +270,7 @@ pub fn plan_firstboot(
     let mut out = Out::default();
     let mut undo = Undo::new(&sys, &soft);
     offline::retire_tools(install, system, &mut undo, &mut out);
-    if install
-        .control_sets
-        .in_use
-        .iter()
-        .any(|cs| storage::has_key(system, &format!(r"{cs}\Services\vsock")))
-    {
-        out.warn(
-            "VMware vsock is disabled but its Winsock catalog entries stay until the VMware Tools uninstaller removes them (editing the catalog offline is not done)".into(),
-        );
-    }
+    offline::retire_winsock(install, system, &mut undo, &mut out);
     let (launch, disarm) = plan_launch(install, system, &mut undo, &mut out);
     relax_policies(install, &mut undo, &mut out);
     let mut warnings = Vec::new();

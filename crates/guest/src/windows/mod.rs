@@ -21,6 +21,7 @@ pub mod storage;
 pub mod tools;
 pub mod version;
 pub mod volume;
+pub mod winsock;
 
 pub use describe::describe;
 

@@ -1,9 +1,10 @@
 //! Other hypervisors' guest components: services, filter drivers in
-//! class and device filter lists, network providers, and uninstall
-//! entries. The vendors' names are data ([`VENDORS`]).
+//! class and device filter lists, network providers, Winsock catalog
+//! providers ([`super::winsock`]) and uninstall entries. The vendors'
+//! names are data ([`VENDORS`]).
 
 use super::bootdrivers::enum_instances;
-use super::reg;
+use super::{reg, winsock};
 use crate::inspect::ForeignTool;
 use regf::{Hive, Key};
 use std::collections::BTreeSet;
@@ -16,6 +17,9 @@ pub struct Vendor {
     pub services: &'static [&'static str],
     /// Lower-case substrings of uninstall entries' `DisplayName`.
     pub uninstall: &'static [&'static str],
+    /// Lower-case file names of Winsock provider DLLs it installs in the
+    /// protocol catalog.
+    pub winsock: &'static [&'static str],
     /// Shipped inside Windows itself (Hyper-V integration): reported only
     /// when a device instance in `Enum` is bound to one of its services,
     /// i.e. the guest did run on that hypervisor.
@@ -56,6 +60,7 @@ pub const VENDORS: &[Vendor] = &[
             "vmStatsProvider",
         ],
         uninstall: &["vmware tools"],
+        winsock: &["vsocklib.dll"],
         inbox: false,
     },
     Vendor {
@@ -72,6 +77,7 @@ pub const VENDORS: &[Vendor] = &[
             "HyperVideo",
         ],
         uninstall: &["hyper-v integration"],
+        winsock: &[],
         inbox: true,
     },
     Vendor {
@@ -85,18 +91,48 @@ pub const VENDORS: &[Vendor] = &[
             "VBoxService",
         ],
         uninstall: &["virtualbox guest additions"],
+        winsock: &[],
         inbox: false,
     },
     Vendor {
         id: "parallels",
         services: &["prl_*"],
         uninstall: &["parallels tools"],
+        winsock: &[],
         inbox: false,
     },
     Vendor {
         id: "xen",
-        services: &["xen*", "rhelscsi", "rhelnet", "rhelfltr"],
-        uninstall: &["xenserver", "citrix vm tools", "xen pv", "citrix xen"],
+        // Citrix/XenServer PV drivers (xenfilt is a class and device
+        // filter), the older GPLPV and Citrix names, RHEL's Xen drivers;
+        // `xen*` catches the rest of the family.
+        services: &[
+            "xenbus",
+            "xenfilt",
+            "xeniface",
+            "xennet",
+            "xenvbd",
+            "xenvif",
+            "xendisk",
+            "xenbus_monitor",
+            "xensvc",
+            "xenagent",
+            "xenpci",
+            "xenhide",
+            "xenscsi",
+            "xen*",
+            "rhelscsi",
+            "rhelnet",
+            "rhelfltr",
+        ],
+        uninstall: &[
+            "xenserver",
+            "citrix vm tools",
+            "xen pv",
+            "citrix xen",
+            "xenserver pv tools",
+        ],
+        winsock: &[],
         inbox: false,
     },
 ];
@@ -115,6 +151,13 @@ pub fn vendor_of(name: &str) -> Option<&'static Vendor> {
     VENDORS
         .iter()
         .find(|v| v.services.iter().any(|p| matches(p, name)))
+}
+
+/// The vendor whose Winsock provider DLL `file` (a file name) is.
+pub fn winsock_vendor(file: &str) -> Option<&'static Vendor> {
+    VENDORS
+        .iter()
+        .find(|v| v.winsock.iter().any(|w| w.eq_ignore_ascii_case(file)))
 }
 
 /// Find every foreign component in control set `ccs` of `system` and in
@@ -147,6 +190,7 @@ pub fn read_with(
         filter_lists(k, &format!("{ccs}\\Enum\\{path}"), &mut out);
     }
     network_providers(system, ccs, &mut out);
+    winsock_providers(system, ccs, &mut out);
     if let Some(sw) = software {
         uninstall(sw, &mut out);
     }
@@ -221,6 +265,29 @@ fn network_providers(system: &Hive, ccs: &str, out: &mut Vec<ForeignTool>) {
                     format!("{path}\\ProviderOrder"),
                 );
             }
+        }
+    }
+}
+
+fn winsock_providers(system: &Hive, ccs: &str, out: &mut Vec<ForeignTool>) {
+    for (catalog, _) in winsock::CATALOGS {
+        for e in winsock::entries(system, ccs, catalog) {
+            let Some(item) = e.item else { continue };
+            let Some(v) = winsock_vendor(&item.dll_file()) else {
+                continue;
+            };
+            let name = if item.protocol.is_empty() {
+                item.dll.clone()
+            } else {
+                item.protocol.clone()
+            };
+            push(
+                out,
+                v.id,
+                "winsock-provider",
+                name,
+                format!(r"{ccs}\{}\{catalog}\{}", winsock::PROTOCOL_CATALOG, e.key),
+            );
         }
     }
 }

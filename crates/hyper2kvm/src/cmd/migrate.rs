@@ -68,6 +68,20 @@ pub struct Args {
     /// A serial/screen string that means the guest booted (repeatable).
     #[arg(long = "success-marker")]
     success_markers: Vec<String>,
+    /// Boot the bootstrap domain headless (on the output disks) until the
+    /// Windows first-boot runner reports its bootstrap phase done on COM1,
+    /// then power it off; the final domain's first boot finishes the rest.
+    /// Uses --accel.
+    #[arg(long)]
+    first_boot: bool,
+    /// --first-boot: time limit for the bootstrap phase, seconds (1 to
+    /// 604800, a week).
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    first_boot_timeout: u64,
+    /// --first-boot: seconds the guest gets to power off after the ACPI
+    /// power button before QEMU is stopped (0 to 3600).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    first_boot_grace: u64,
     /// Write into a non-empty output directory.
     #[arg(long)]
     force: bool,
@@ -148,6 +162,10 @@ pub fn run(mut a: Args) -> Result<()> {
         geometry_off: matches!(a.geometry, GeoMode::Off),
         progress: !a.quiet && !a.json && std::io::stderr().is_terminal(),
         print_plan: !a.json,
+        first_boot: a.first_boot.then(|| migrate::firstboot::FirstBootSettings {
+            timeout: std::time::Duration::from_secs(a.first_boot_timeout),
+            grace: std::time::Duration::from_secs(a.first_boot_grace),
+        }),
     };
     let res = migrate::run(&o);
     match res {

@@ -14,10 +14,13 @@
 //! - `<vm>_VARS.fd` — per-VM OVMF variables for UEFI guests;
 //! - `validation-<phase>.json`, `<phase>-serial.log`, `<phase>-screen.png`
 //!   — when validated;
+//! - `first-boot/bootstrap-serial.log|-qemu.log|-screen.png` — with
+//!   `--first-boot` (the unattended bootstrap boot, [`firstboot`]);
 //! - `report.json` — what happened, also on failure (then it is the only
 //!   file written: everything else is staged in a hidden directory and
 //!   moved into place only when every step succeeded).
 
+pub mod firstboot;
 pub mod fixers;
 pub mod source;
 pub mod summary;
@@ -83,6 +86,9 @@ pub struct Options {
     /// Print the plan (text) to stdout as soon as it is made, before
     /// converting.
     pub print_plan: bool,
+    /// Boot the bootstrap domain unattended until the Windows first-boot
+    /// runner reports its bootstrap phase done ([`firstboot`]).
+    pub first_boot: Option<firstboot::FirstBootSettings>,
 }
 
 /// One disk in the plan.
@@ -186,6 +192,8 @@ pub struct Report {
     pub written: Vec<PathBuf>,
     /// Validation results.
     pub validation: Vec<PhaseResult>,
+    /// The unattended bootstrap boot (`--first-boot`).
+    pub first_boot: Option<firstboot::FirstBootResult>,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -273,6 +281,7 @@ pub fn run_with(o: &Options, fixers: &[Box<dyn Fixer>]) -> Result<Report, Failur
         checks: vec![],
         written: vec![],
         validation: vec![],
+        first_boot: None,
         seconds: 0.0,
     };
     let res = run_inner(o, fixers, &staging, &mut report);
@@ -358,6 +367,7 @@ fn run_inner(
     let mut vm = load_source(o, staging)?;
     let ins = inspect(&mut vm);
     let (plan, vw_iso) = make_plan(o, fixers, &vm, ins)?;
+    firstboot::check(o, &plan)?;
     if o.dry_run {
         write_plan(o, &plan, &o.out, report)?;
         report.success = true;
@@ -375,6 +385,7 @@ fn run_inner(
     staged.push((staging.join("plan.json"), o.out.join("plan.json")));
     move_into_place(&staged, report)?;
     report.success = true;
+    firstboot::run(o, &plan.vm.safe_name(), report)?;
     if o.validate {
         validate(o, &plan.vm.safe_name(), report)?;
     }

@@ -195,6 +195,14 @@ pub fn human(r: &Report, o: &Options) -> String {
             v.outcome
         );
     }
+    if let Some(f) = &r.first_boot {
+        let _ = writeln!(
+            s,
+            "first boot (bootstrap domain): {} — {}",
+            if f.ok { "DONE" } else { "FAILED" },
+            f.reason
+        );
+    }
     let _ = writeln!(
         s,
         "{} in {:.1}s; outputs in {}",
@@ -225,6 +233,20 @@ pub fn next_steps(r: &Report, o: &Options) -> String {
         .iter()
         .any(|a| matches!(&a.action, Action::Manual { text } if text.contains("0x7B") || text.contains("initramfs")));
     let _ = writeln!(s, "== next steps");
+    if r.first_boot.as_ref().is_some_and(|f| f.ok) {
+        let _ = writeln!(
+            s,
+            "start the final domain: the bootstrap boot ran unattended and its first-boot \
+             runner finished (its final phase runs on the final domain's first boot)"
+        );
+        let _ = writeln!(
+            s,
+            "  virsh define {} && virsh start {name}\n  or without libvirt: {}",
+            file("final", "xml").display(),
+            file("final", "sh").display()
+        );
+        return s;
+    }
     let (first, why) = if storage_todo {
         (
             "bootstrap",

@@ -269,6 +269,10 @@ pub fn run_probe(target: &ProbeTarget, accel: ConcreteAccel) -> (ConcreteAccel, 
         }],
         firmware_log: false,
         screen_text: false,
+        write_disks: false,
+        follow_reboots: false,
+        powerdown_grace: None,
+        echo_serial: None,
     };
     let mut notes = Vec::new();
     let n = accel.name();

@@ -31,9 +31,11 @@ fn strip_machine_accel(v: &str) -> String {
 }
 
 /// The full argv: the caller's with its writable disks on overlays in
-/// `overlays.dir` (sanitised), plus the serial file, the firmware debug
-/// console, QMP, no display, `-action` so that a reset or power-off pauses
-/// the VM (the last screen can then be captured) and the accelerator.
+/// `overlays.dir` (sanitised; as they are with [`BootSpec::write_disks`]),
+/// plus the serial file, the firmware debug console, QMP, no display,
+/// `-action` so that a reset or power-off pauses the VM (the last screen
+/// can then be captured; a reboot resets it with
+/// [`BootSpec::follow_reboots`]) and the accelerator.
 pub(crate) fn build_argv(
     spec: &BootSpec,
     accel: ConcreteAccel,
@@ -55,7 +57,12 @@ pub(crate) fn build_argv(
             "the QEMU argv has -daemonize; validation must own the QEMU process".into(),
         ));
     }
-    let argv = protect(&spec.argv, overlays, notes)?;
+    let argv = if spec.write_disks {
+        notes.push("disks booted as they are (no overlays): the guest's writes stay".into());
+        spec.argv.clone()
+    } else {
+        protect(&spec.argv, overlays, notes)?
+    };
     let mut out = vec![program.clone()];
     let mut i = 1;
     while i < argv.len() {
@@ -123,7 +130,11 @@ pub(crate) fn build_argv(
             "-monitor",
             "none",
             "-action",
-            "reboot=shutdown,shutdown=pause,panic=pause",
+            if spec.follow_reboots {
+                "reboot=reset,shutdown=pause,panic=pause"
+            } else {
+                "reboot=shutdown,shutdown=pause,panic=pause"
+            },
             "-accel",
             accel.name(),
             "-serial",

@@ -33,6 +33,12 @@
 //!         ;   DebugExit:   mov al, CODE / out 0xf4, al     (isa-debug-exit)
 //!         ;   Pvpanic:     mov dx, 0x505 / mov al, 1 / out dx, al
 //!         ;   TripleFault: lidt [idt0] / int3
+//!         ;   ChainReboot: xor ax, ax / mov es, ax
+//!         ;                mov ax, 0x0201 / mov bx, 0x8000 / mov cx, 0x0002
+//!         ;                mov dx, 0x0080 / int 0x13      (read LBA 1)
+//!         ;                mov ax, 0x0301 / mov bx, 0x8000 / mov cx, 0x0001
+//!         ;                mov dx, 0x0080 / int 0x13      (write LBA 0)
+//!         ;                mov al, 0xfe / out 0x64, al    (reset)
 //! hang:   hlt
 //!         jmp hang
 //! idt0:   times 6 db 0     ; TripleFault only
@@ -56,6 +62,11 @@ pub enum Action {
     /// fault, i.e. a CPU reset (what a guest whose early boot code crashes
     /// does).
     TripleFault,
+    /// Copy LBA 1 over LBA 0 (through `int 0x13`), then reset the machine
+    /// through the keyboard controller (port 0x64, command 0xFE): a guest
+    /// that changes its disk and reboots; the next boot runs the sector
+    /// that was at LBA 1.
+    ChainReboot,
 }
 
 /// Where the message goes.
@@ -142,6 +153,14 @@ impl BootSector {
                 let [lo, hi] = idt0.to_le_bytes();
                 code.extend_from_slice(&[0x0F, 0x01, 0x1E, lo, hi, 0xCC]);
             }
+            Action::ChainReboot => code.extend_from_slice(&[
+                0x31, 0xC0, 0x8E, 0xC0, // xor ax, ax; mov es, ax
+                0xB8, 0x01, 0x02, 0xBB, 0x00, 0x80, // mov ax, 0x0201; mov bx, 0x8000
+                0xB9, 0x02, 0x00, 0xBA, 0x80, 0x00, 0xCD, 0x13, // cx=2, dx=0x80, int 0x13
+                0xB8, 0x01, 0x03, 0xBB, 0x00, 0x80, // mov ax, 0x0301; mov bx, 0x8000
+                0xB9, 0x01, 0x00, 0xBA, 0x80, 0x00, 0xCD, 0x13, // cx=1, dx=0x80, int 0x13
+                0xB0, 0xFE, 0xE6, 0x64, // mov al, 0xfe; out 0x64, al
+            ]),
         }
         code.extend_from_slice(&[0xF4, 0xEB, 0xFD]); // hang: hlt; jmp hang
         if self.action == Action::TripleFault {

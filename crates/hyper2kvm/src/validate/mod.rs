@@ -42,6 +42,14 @@
 //! (QMP `screendump`, PNG), sends `quit`, and reaps QEMU; a guard kills it
 //! on every error path. QEMU's own output goes to `<out>/<phase>-qemu.log`.
 //!
+//! Three options serve a boot that is part of the migration rather than a
+//! check of it (`migrate --first-boot`): [`BootSpec::write_disks`] boots
+//! the disks themselves (no overlays), [`BootSpec::follow_reboots`] makes a
+//! guest reboot a reset the watch follows (`-action reboot=reset`; more
+//! than [`MAX_FOLLOWED_RESETS`] resets are a reboot loop), and
+//! [`BootSpec::powerdown_grace`] asks the guest to power off (ACPI
+//! `system_powerdown`) and waits that long before the `quit`.
+//!
 //! The verdict is a [`BootOutcome`] plus a one-line reason; the rules are
 //! the data table [`markers::MARKERS`] and the bugcheck table
 //! [`bugcheck::BUGCHECKS`].
@@ -142,11 +150,32 @@ pub struct BootSpec {
     pub firmware_log: bool,
     /// Read the VGA text screen while the guest runs.
     pub screen_text: bool,
+    /// Boot the disks themselves instead of throw-away overlays: what the
+    /// guest writes stays. Only for a boot that is part of the migration
+    /// (the unattended first boot), never for validation.
+    pub write_disks: bool,
+    /// A guest reboot resets the VM and the watch goes on
+    /// (`-action reboot=reset`): a reset is then not decisive, unless the
+    /// guest resets more than [`MAX_FOLLOWED_RESETS`] times (a reboot
+    /// loop).
+    pub follow_reboots: bool,
+    /// At the verdict, if QEMU still runs, ask the guest to power off
+    /// (ACPI `system_powerdown` over QMP) and wait up to this long for it
+    /// before `quit`. `None`: `quit` at once.
+    pub powerdown_grace: Option<Duration>,
+    /// Serial lines containing this text are printed to stderr as they
+    /// arrive (progress for an admin watching the command).
+    pub echo_serial: Option<String>,
 }
+
+/// Resets a [`BootSpec::follow_reboots`] boot tolerates before the resets
+/// count as a failure (a reboot loop).
+pub const MAX_FOLLOWED_RESETS: usize = 5;
 
 impl BootSpec {
     /// A spec with defaults: 300 s, `auto` accelerator, firmware log and
-    /// screen text on, no extra markers.
+    /// screen text on, no extra markers, disks on overlays, a reboot ends
+    /// the watch, `quit` at the verdict, nothing echoed.
     pub fn new(argv: Vec<String>, phase: &str, out_dir: &Path) -> BootSpec {
         BootSpec {
             argv,
@@ -158,6 +187,10 @@ impl BootSpec {
             markers: Vec::new(),
             firmware_log: true,
             screen_text: true,
+            write_disks: false,
+            follow_reboots: false,
+            powerdown_grace: None,
+            echo_serial: None,
         }
     }
 }
@@ -201,6 +234,10 @@ pub struct BootReport {
     pub argv: Vec<String>,
     /// How things were decided (accelerator probe, argv changes, ...).
     pub notes: Vec<String>,
+    /// How QEMU was stopped after the verdict when a power-off was asked
+    /// for ([`BootSpec::powerdown_grace`]): whether the guest powered off
+    /// by itself within the grace period.
+    pub powerdown: Option<String>,
 }
 
 /// Validation failure (not a failed boot: that is a [`BootReport`]).

@@ -9,8 +9,9 @@ use super::classify::{classify, decisive, Observations};
 use super::disks::OverlayCtx;
 use super::markers::{clean_line, match_line, Hit, MarkerKind, Source};
 use super::qmp::{Event, Qmp};
-use super::{Accel, BootReport, BootSpec, ValidateError};
+use super::{Accel, BootReport, BootSpec, ValidateError, MAX_FOLLOWED_RESETS};
 use serde_json::json;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -55,6 +56,8 @@ struct LogTail {
     partial: String,
     lines: VecDeque<String>,
     last_growth: Option<Instant>,
+    /// Complete lines containing this are printed to stderr.
+    echo: Option<String>,
 }
 
 impl LogTail {
@@ -66,6 +69,7 @@ impl LogTail {
             partial: String::new(),
             lines: VecDeque::new(),
             last_growth: None,
+            echo: None,
         }
     }
 
@@ -90,6 +94,9 @@ impl LogTail {
             let line: String = self.partial.drain(..=pos).collect();
             hits.extend(match_line(&line, self.source, custom));
             let c = clean_line(&line);
+            if self.echo.as_ref().is_some_and(|e| c.contains(e.as_str())) {
+                eprintln!("{c}");
+            }
             if !c.is_empty() {
                 if self.lines.len() == KEEP_LINES {
                     self.lines.pop_front();
@@ -175,6 +182,56 @@ fn read_screen_text(qmp: &mut Qmp, vga_file: &Path) -> Option<Vec<String>> {
     .ok()?;
     let mem = std::fs::read(vga_file).ok()?;
     Some(vga_text_lines(&mem))
+}
+
+/// The observations a verdict is taken on. A boot that follows reboots
+/// ([`BootSpec::follow_reboots`]) drops its `RESET` events, unless there
+/// were more than [`MAX_FOLLOWED_RESETS`] of them (a reboot loop): then
+/// they count as usual.
+fn verdict_view(obs: &Observations, follow_reboots: bool) -> Cow<'_, Observations> {
+    let resets = obs.events.iter().filter(|e| e.name == "RESET").count();
+    if !follow_reboots || resets == 0 || resets > MAX_FOLLOWED_RESETS {
+        return Cow::Borrowed(obs);
+    }
+    let mut view = obs.clone();
+    view.events.retain(|e| e.name != "RESET");
+    Cow::Owned(view)
+}
+
+/// Press the ACPI power button and wait up to `grace` for the guest to
+/// power off (QEMU's `SHUTDOWN` event or exit). Says what happened; the
+/// caller sends `quit` either way.
+fn power_down(q: &mut Qmp, child: &mut Child, grace: Duration) -> String {
+    let t = Instant::now();
+    if let Err(e) = q.execute("system_powerdown", json!({}), Duration::from_secs(3)) {
+        return format!("system_powerdown failed ({e}); QEMU was told to quit");
+    }
+    while t.elapsed() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return format!(
+                "QEMU exited {:.1} s after the ACPI power button",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        match q.poll_events(Duration::from_millis(200)) {
+            Ok(evs)
+                if evs
+                    .iter()
+                    .any(|e| e.get("event").and_then(|n| n.as_str()) == Some("SHUTDOWN")) =>
+            {
+                return format!(
+                    "the guest powered off {:.1} s after the ACPI power button",
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    format!(
+        "the guest did not power off within {:.0} s of the ACPI power button; QEMU was told to quit",
+        grace.as_secs_f64()
+    )
 }
 
 fn tail_of(path: &Path, max: usize) -> String {
@@ -305,6 +362,7 @@ pub(crate) fn boot_with(
         ..Default::default()
     };
     let mut serial = LogTail::new(serial_log.clone(), Source::Serial);
+    serial.echo = spec.echo_serial.clone();
     let mut firmware = LogTail::new(firmware_log.clone(), Source::Firmware);
     let deadline = start + spec.timeout;
 
@@ -373,7 +431,7 @@ pub(crate) fn boot_with(
         if success {
             break;
         }
-        if settle_until.is_none() && decisive(&obs) {
+        if settle_until.is_none() && decisive(&verdict_view(&obs, spec.follow_reboots)) {
             settle_until = Some(Instant::now() + SETTLE);
         }
         if settle_until.is_some_and(|t| Instant::now() >= t) {
@@ -387,6 +445,7 @@ pub(crate) fn boot_with(
 
     // Final picture and text, then quit.
     let mut screenshot = None;
+    let mut powerdown = None;
     if obs.exited.is_none() {
         if let Some(q) = qmp.as_mut() {
             if spec.screen_text {
@@ -409,6 +468,9 @@ pub(crate) fn boot_with(
                 Ok(_) if screen.exists() => screenshot = Some(screen.clone()),
                 Ok(_) => notes.push("screendump returned but wrote no file".into()),
                 Err(e) => notes.push(format!("no screenshot: {e}")),
+            }
+            if let Some(grace) = spec.powerdown_grace {
+                powerdown = Some(power_down(q, &mut guard.child, grace));
             }
             let _ = q.execute("quit", json!({}), Duration::from_secs(3));
         }
@@ -443,7 +505,7 @@ pub(crate) fn boot_with(
     if obs.exited.is_some() {
         obs.stderr_tail = tail_of(&qemu_log, 4096);
     }
-    let (outcome, reason) = classify(&obs);
+    let (outcome, reason) = classify(&verdict_view(&obs, spec.follow_reboots));
 
     let mut progress: Vec<String> = Vec::new();
     for h in obs.hits.iter().filter(|h| h.kind == MarkerKind::Progress) {
@@ -470,5 +532,38 @@ pub(crate) fn boot_with(
         qemu_log,
         argv,
         notes: std::mem::take(notes),
+        powerdown,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resets(n: usize) -> Observations {
+        Observations {
+            events: (0..n)
+                .map(|i| Event {
+                    name: "RESET".into(),
+                    seconds: i as f64,
+                    data: json!({"guest": true, "reason": "guest-reset"}),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn followed_resets_are_not_decisive_until_a_loop() {
+        // not following: the first reset decides
+        assert!(decisive(&verdict_view(&resets(1), false)));
+        // following: up to the limit they are dropped, beyond it they count
+        assert!(!decisive(&verdict_view(&resets(MAX_FOLLOWED_RESETS), true)));
+        let looping = resets(MAX_FOLLOWED_RESETS + 1);
+        assert!(decisive(&verdict_view(&looping, true)));
+        assert_eq!(
+            classify(&verdict_view(&looping, true)).0,
+            super::super::BootOutcome::GuestReset
+        );
+    }
 }

@@ -5,7 +5,8 @@
 use super::super::bootdrivers::enum_instances;
 use super::super::reg;
 use super::super::storage::{subkeys, Out, Reg};
-use super::super::tools::{vendor_of, Vendor};
+use super::super::tools::{vendor_of, winsock_vendor, Vendor};
+use super::super::winsock::{self, CatalogItem, Entry, CATALOGS, PROTOCOL_CATALOG};
 use crate::inspect::WindowsInstall;
 use crate::plan::RegData;
 use regf::Hive;
@@ -16,8 +17,8 @@ use std::collections::BTreeSet;
 /// originally absent ones are listed in its `Absent` MULTI_SZ.
 pub const BACKUP_KEY: &str = r"hyper2kvm\Backup";
 /// Vendors whose components are retired (Hyper-V's inbox drivers stay:
-/// inert without VMBus; Xen's are left to the admin).
-pub const RETIRED_VENDORS: &[&str] = &["vmware", "virtualbox", "parallels"];
+/// inert without VMBus).
+pub const RETIRED_VENDORS: &[&str] = &["vmware", "virtualbox", "parallels", "xen"];
 
 /// The vendor of `name` when its components are retired.
 pub fn retired(name: &str) -> Option<&'static Vendor> {
@@ -290,6 +291,150 @@ fn filters(key: &str, undo: &mut Undo, out: &mut Out) {
             undo.delete(out, Root::System, key, list, &why);
         } else {
             undo.set(out, Root::System, key, list, RegData::MultiSz(kept), &why);
+        }
+    }
+}
+
+/// Whether a Winsock catalog item is a retired vendor's provider.
+fn retired_provider(item: &CatalogItem) -> bool {
+    winsock_vendor(&item.dll_file()).is_some_and(|v| RETIRED_VENDORS.contains(&v.id))
+}
+
+/// Why a catalog is left alone, or `None` when removing `gone` from it is
+/// safe: its entries are numbered 1..N as its count says, every one
+/// decodes, and no remaining layered provider's chain names a removed
+/// entry.
+fn catalog_unsafe(entries: &[Entry], gone: &[bool], count: Option<u32>) -> Option<String> {
+    let numbered = entries
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.index == i as u64 + 1);
+    if !numbered || count != Some(entries.len() as u32) {
+        return Some(format!(
+            "its {} entries are not numbered 1..N as its count ({count:?}) says",
+            entries.len()
+        ));
+    }
+    if let Some(e) = entries.iter().find(|e| e.item.is_none()) {
+        return Some(format!(
+            "entry {} has no decodable PackedCatalogItem",
+            e.key
+        ));
+    }
+    let removed: Vec<u32> = entries
+        .iter()
+        .zip(gone)
+        .filter(|(_, g)| **g)
+        .filter_map(|(e, _)| e.item.as_ref().map(|i| i.id))
+        .collect();
+    let chained = entries.iter().zip(gone).find(|(e, g)| {
+        !**g && e
+            .item
+            .as_ref()
+            .is_some_and(|i| i.chain.len() > 1 && i.chain.iter().any(|c| removed.contains(c)))
+    });
+    chained.map(|(e, _)| {
+        format!(
+            "entry {} is a layered provider chained over a provider to remove",
+            e.key
+        )
+    })
+}
+
+/// Give key `to` exactly the values of key `from` (each original saved).
+fn copy_values(sys: &Hive, from: &str, to: &str, undo: &mut Undo, out: &mut Out, why: &str) {
+    let names = |key: &str| -> Vec<String> {
+        sys.get_key(key)
+            .ok()
+            .flatten()
+            .and_then(|k| k.values().ok())
+            .map(|v| v.iter().filter_map(|x| x.name().ok()).collect())
+            .unwrap_or_default()
+    };
+    let src = names(from);
+    for n in &src {
+        if let Some((kind, bytes)) = raw(sys, from, n) {
+            undo.set(out, Root::System, to, n, RegData::Raw { kind, bytes }, why);
+        }
+    }
+    for n in names(to) {
+        if !src.iter().any(|s| s.eq_ignore_ascii_case(&n)) {
+            undo.delete(out, Root::System, to, &n, why);
+        }
+    }
+}
+
+/// Remove the retired vendors' Winsock providers (VMware's vsock,
+/// `vsocklib.dll`) from both protocol catalogs of every control set in
+/// use, as Windows' own `WSCDeinstallProvider` leaves the catalog: the
+/// remaining entries moved down so that they stay numbered 1..N, the
+/// removed last keys deleted, `Num_Catalog_Entries[64]` set to the new
+/// count (`Next_Catalog_Entry_ID` is an id counter, not a count: left).
+/// Every value changed or deleted is first in the undo list. A catalog
+/// that is not in the shape Windows writes, or where a remaining layered
+/// provider is chained over a removed one, is left alone with a warning
+/// (the vendor's uninstaller removes its providers at the first boot).
+pub fn retire_winsock(install: &WindowsInstall, sys: &Hive, undo: &mut Undo, out: &mut Out) {
+    let why = "another hypervisor's Winsock provider removed from the protocol catalog (the entries after it renumbered, the count updated)";
+    for cs in &install.control_sets.in_use {
+        let base = format!(r"{cs}\{PROTOCOL_CATALOG}");
+        for (catalog, count_name) in CATALOGS {
+            let entries = winsock::entries(sys, cs, catalog);
+            let gone: Vec<bool> = entries
+                .iter()
+                .map(|e| e.item.as_ref().is_some_and(retired_provider))
+                .collect();
+            if !gone.contains(&true) {
+                continue;
+            }
+            let count = reg::key(sys, &base).and_then(|k| reg::dword(&k, count_name));
+            if let Some(r) = catalog_unsafe(&entries, &gone, count) {
+                undo.warnings.push(format!(
+                    r"{base}\{catalog}: another hypervisor's Winsock providers stay ({r}); its uninstaller removes them at the first boot"
+                ));
+                continue;
+            }
+            let kept: Vec<&Entry> = entries
+                .iter()
+                .zip(&gone)
+                .filter(|(_, g)| !**g)
+                .map(|(e, _)| e)
+                .collect();
+            for (j, e) in kept.iter().enumerate() {
+                let target = &entries[j].key;
+                if &e.key != target {
+                    copy_values(
+                        sys,
+                        &format!(r"{base}\{catalog}\{}", e.key),
+                        &format!(r"{base}\{catalog}\{target}"),
+                        undo,
+                        out,
+                        why,
+                    );
+                }
+            }
+            for e in &entries[kept.len()..] {
+                let key = format!(r"{base}\{catalog}\{}", e.key);
+                let names: Vec<String> = sys
+                    .get_key(&key)
+                    .ok()
+                    .flatten()
+                    .and_then(|k| k.values().ok())
+                    .map(|v| v.iter().filter_map(|x| x.name().ok()).collect())
+                    .unwrap_or_default();
+                for n in names {
+                    undo.delete(out, Root::System, &key, &n, why);
+                }
+                out.delete_key(undo.sys, &key, why);
+            }
+            undo.set(
+                out,
+                Root::System,
+                &base,
+                count_name,
+                RegData::Dword(kept.len() as u32),
+                why,
+            );
         }
     }
 }
