@@ -130,7 +130,8 @@ fn check(o: &Options, v: &VersionInfo) -> Result<(Arch, Firmware)> {
         )));
     }
     let firmware = o.firmware.unwrap_or(v.default_firmware);
-    if (firmware == Firmware::Uefi && !v.uefi) || (firmware == Firmware::Bios && !v.bios) {
+    let uefi_ok = v.uefi || (v.uefi_x64 && arch == Arch::Amd64);
+    if (firmware == Firmware::Uefi && !uefi_ok) || (firmware == Firmware::Bios && !v.bios) {
         return Err(Error::Layout(format!(
             "{} is not built for {firmware:?} firmware",
             v.os_id
