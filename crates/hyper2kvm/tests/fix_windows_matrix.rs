@@ -41,9 +41,9 @@ mod tsk;
 
 use guest::drivers::Arch;
 use guest::inspect::Firmware;
-use guest::plan::{Action, FileSource, HiveRef, PlannedAction, VolumeRef};
+use guest::plan::{Action, FileSource, PlannedAction, VolumeRef};
 use phony::{Expected, Options, PartInfo, Version};
-use regdiff::{assert_exact_diff, decode, export, multi, selected_sets, utf16, val, Export};
+use regdiff::{assert_exact_diff, decode, export, selected_sets, utf16, val, Export};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -343,31 +343,7 @@ fn fixed(g: &Guest, img: &Path, bus: &str) {
     let soft_after_p = hive(&e.software_hive, "SOFTWARE");
     let sys_after = export(&sys_after_p);
     let soft_after = export(&soft_after_p);
-    let sys_ref = e.system_hive_ref();
-    let soft_ref = e.software_hive_ref();
-    assert_exact_diff(
-        &format!("{what} SYSTEM"),
-        &g.sys_before,
-        &sys_after,
-        &sys_ref,
-        &plan,
-    );
-    assert_exact_diff(
-        &format!("{what} SOFTWARE"),
-        &g.soft_before,
-        &soft_after,
-        &soft_ref,
-        &plan,
-    );
-    let hives = [&sys_ref, &soft_ref];
-    for a in &plan {
-        if let Some(h) = a.action.hive() {
-            assert!(
-                hives.contains(&h),
-                "{what}: an action on another hive {a:?}"
-            );
-        }
-    }
+    exact_diffs(&what, g, &plan, &sys_after, &soft_after);
     let svc = if bus == "virtio-blk" {
         "viostor"
     } else {
@@ -413,6 +389,43 @@ fn fixed(g: &Guest, img: &Path, bus: &str) {
     assert_eq!(sha(img), once, "{what}: the second run changed the image");
     for p in [sys_img, sys_after_p, soft_after_p] {
         let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The hivex diffs of SYSTEM and SOFTWARE are exactly the plan's registry
+/// actions, and the plan edits no other hive.
+fn exact_diffs(
+    what: &str,
+    g: &Guest,
+    plan: &[PlannedAction],
+    sys_after: &Export,
+    soft_after: &Export,
+) {
+    let e = &g.e;
+    let sys_ref = e.system_hive_ref();
+    let soft_ref = e.software_hive_ref();
+    assert_exact_diff(
+        &format!("{what} SYSTEM"),
+        &g.sys_before,
+        sys_after,
+        &sys_ref,
+        plan,
+    );
+    assert_exact_diff(
+        &format!("{what} SOFTWARE"),
+        &g.soft_before,
+        soft_after,
+        &soft_ref,
+        plan,
+    );
+    let hives = [&sys_ref, &soft_ref];
+    for a in plan {
+        if let Some(h) = a.action.hive() {
+            assert!(
+                hives.contains(&h),
+                "{what}: an action on another hive {a:?}"
+            );
+        }
     }
 }
 
@@ -618,7 +631,6 @@ fn binding(what: &str, e: &Expected, sys: &Export, svc: &str, inf: &Path) {
         sys.get(class).is_some_and(|vs| vs.contains_key(&infname)),
         "{what}: {class} does not list {infname}"
     );
-    let _ = multi;
 }
 
 /// Every PutFile byte-identical to its source (sleuthkit for System32,
@@ -691,7 +703,6 @@ fn files(what: &str, g: &Guest, img: &Path, sys_img: &Path, plan: &[PlannedActio
     for (num, p) in &extracted {
         ntfsfix_clean(p, &format!("{what} partition {num}"));
     }
-    let _: Option<&HiveRef> = None;
 }
 
 macro_rules! cells {

@@ -19,7 +19,9 @@
 //!   Windows 7 and 2008 R2): GPT with an
 //!   ESP (FAT32: `EFI/Microsoft/Boot/BCD`, `bootmgfw.efi`,
 //!   `EFI/BOOT/BOOTX64.EFI`), an MSR and the NTFS system volume; C: is
-//!   mapped as `DMIO:ID:` + the partition GUID.
+//!   mapped as `DMIO:ID:` + the partition GUID. The BCD is the real one
+//!   with its boot manager and default loader devices pointed at this
+//!   layout's boot and system partitions ([`bcd`]).
 //! - **Files.** `Windows/System32/config/{SYSTEM,SOFTWARE,SAM,SECURITY,DEFAULT}`
 //!   (lower-case names and `WINDOWS/system32` on NT 5) with `.LOG1/.LOG2`
 //!   (`.LOG` on NT 5), `System32/drivers/*.sys` for every boot/system
@@ -48,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bcd;
 mod build;
 pub mod hivelog;
 pub mod hives;
