@@ -145,7 +145,9 @@ pub fn selected_sets(e: &Export) -> Vec<String> {
                 "controlset{:03}",
                 u32::from_le_bytes(b[..4].try_into().unwrap())
             );
-            if e.contains_key(&k) && !out.contains(&k) {
+            let sub = format!("{k}\\");
+            let present = e.keys().any(|x| *x == k || x.starts_with(&sub));
+            if present && !out.contains(&k) {
                 out.push(k);
             }
         }
