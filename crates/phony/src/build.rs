@@ -130,7 +130,8 @@ fn check(o: &Options, v: &VersionInfo) -> Result<(Arch, Firmware)> {
         )));
     }
     let firmware = o.firmware.unwrap_or(v.default_firmware);
-    if (firmware == Firmware::Uefi && !v.uefi) || (firmware == Firmware::Bios && !v.bios) {
+    let uefi_ok = v.uefi || (v.uefi_x64 && arch == Arch::Amd64);
+    if (firmware == Firmware::Uefi && !uefi_ok) || (firmware == Firmware::Bios && !v.bios) {
         return Err(Error::Layout(format!(
             "{} is not built for {firmware:?} firmware",
             v.os_id
@@ -905,6 +906,30 @@ fn expected(o: &Options, p: &Plan, hs: HiveSet) -> Result<Expected> {
     })
 }
 
+/// The corpus BCD with its boot manager pointed at the boot volume and its
+/// default loader at the system volume of this layout.
+fn bcd_for(p: &Plan, bcd: &[u8]) -> Result<Vec<u8>> {
+    let (_, sys) = p.part(Role::System).expect("planned");
+    let boot = p
+        .boot_role()
+        .and_then(|r| p.part(r))
+        .map(|(_, b)| b)
+        .unwrap_or(sys);
+    let target = |pt: &Part| -> Result<crate::bcd::Target> {
+        Ok(match p.firmware {
+            Firmware::Bios => crate::bcd::Target::Mbr {
+                signature: p.signature,
+                offset: pt.start * 512,
+            },
+            Firmware::Uefi => crate::bcd::Target::Gpt {
+                disk: table::guid_bytes(&p.disk_guid)?,
+                partition: table::guid_bytes(&pt.guid)?,
+            },
+        })
+    };
+    crate::bcd::relocate(bcd, target(boot)?, target(sys)?)
+}
+
 fn populate<D: DiskWrite>(
     disk: &D,
     o: &Options,
@@ -917,7 +942,7 @@ fn populate<D: DiskWrite>(
         Firmware::Bios => table::write_mbr(disk, p.signature, &parts)?,
         Firmware::Uefi => table::write_gpt(disk, &p.disk_guid, &parts)?,
     }
-    let bcd = testdata_xz(testdata, "hives/BCD.xz")?;
+    let bcd = bcd_for(p, &testdata_xz(testdata, "hives/BCD.xz")?)?;
     let hs = make_hives(o, p, testdata)?;
     write_boot_volume(disk, p, &bcd, scratch)?;
     write_system_volume(disk, o, p, &hs, &bcd)?;

@@ -15,10 +15,13 @@
 //!   `Boot/BCD` (Windows 7 x64, 2008 R2, 10 and later; the 32-bit Windows
 //!   7 keeps its hive's single partition at sector 2048, NT 5 uses sector
 //!   63, `boot.ini`, `ntldr` and `NTDETECT.COM`). UEFI (Windows 11, or
-//!   `firmware: Some(Uefi)` for Windows 10-based versions): GPT with an
+//!   `firmware: Some(Uefi)` for Windows 10-based versions and the x64
+//!   Windows 7 and 2008 R2): GPT with an
 //!   ESP (FAT32: `EFI/Microsoft/Boot/BCD`, `bootmgfw.efi`,
 //!   `EFI/BOOT/BOOTX64.EFI`), an MSR and the NTFS system volume; C: is
-//!   mapped as `DMIO:ID:` + the partition GUID.
+//!   mapped as `DMIO:ID:` + the partition GUID. The BCD is the real one
+//!   with its boot manager and default loader devices pointed at this
+//!   layout's boot and system partitions ([`bcd`]).
 //! - **Files.** `Windows/System32/config/{SYSTEM,SOFTWARE,SAM,SECURITY,DEFAULT}`
 //!   (lower-case names and `WINDOWS/system32` on NT 5) with `.LOG1/.LOG2`
 //!   (`.LOG` on NT 5), `System32/drivers/*.sys` for every boot/system
@@ -47,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bcd;
 mod build;
 pub mod hivelog;
 pub mod hives;

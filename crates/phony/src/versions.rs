@@ -70,8 +70,11 @@ pub struct VersionInfo {
     pub x64: bool,
     /// Firmware it is installed for by default.
     pub default_firmware: Firmware,
-    /// UEFI layout can be built.
+    /// UEFI layout can be built (for every architecture the version has).
     pub uefi: bool,
+    /// UEFI layout can be built for the x64 build only (Windows 7 and
+    /// 2008 R2: 32-bit Windows before 8 does not boot from UEFI).
+    pub uefi_x64: bool,
     /// BIOS layout can be built.
     pub bios: bool,
     /// NT 5.x: `boot.ini` + `ntldr`, `\WINDOWS`, lower-case hive names.
@@ -139,6 +142,7 @@ impl Version {
             x64: false,
             default_firmware: Firmware::Bios,
             uefi: false,
+            uefi_x64: false,
             bios: true,
             nt5: true,
             server,
@@ -159,6 +163,7 @@ impl Version {
             x64: true,
             default_firmware: Firmware::Bios,
             uefi: true,
+            uefi_x64: true,
             bios: true,
             nt5: false,
             server,
@@ -189,6 +194,7 @@ impl Version {
                 x64: true,
                 default_firmware: Firmware::Bios,
                 uefi: false,
+                uefi_x64: true,
                 bios: true,
                 nt5: false,
                 server: false,

@@ -193,7 +193,35 @@ fn win10_qcow2_hyperv_static_ip_with_system_reserved() {
             .arg("-dc")
             .arg(testkit::testdata("hives/BCD.xz")),
     );
-    assert_eq!(bcd, real);
+    // The real store, with the boot manager's device on System Reserved
+    // and the default loader's device and osdevice on C: (MBR signature +
+    // byte offset); every other line of hivex's export as in the corpus.
+    let (bcd_p, real_p) = (g.dir.path().join("BCD"), g.dir.path().join("BCD.real"));
+    std::fs::write(&bcd_p, &bcd).unwrap();
+    std::fs::write(&real_p, &real).unwrap();
+    let bootmgr = "\\Objects\\{9dea862c-5cdd-4e70-acc1-f32b344d4795}\\Elements";
+    let def = testkit::run(
+        Command::new("hivexget")
+            .arg(&bcd_p)
+            .arg(format!("{bootmgr}\\23000003"))
+            .arg("Element"),
+    );
+    let def = format!("\\Objects\\{}\\Elements", def.trim());
+    for (key, sector) in [
+        (format!("{bootmgr}\\11000001"), 2048u64),
+        (format!("{def}\\11000001"), 1_026_048),
+        (format!("{def}\\21000001"), 1_026_048),
+    ] {
+        let el = export_bytes(&hivex_export(&bcd_p, &key), "Element");
+        assert_eq!(el[0x10], 6, "{key}: a partition device");
+        assert_eq!(&el[0x20..0x28], &(sector * 512).to_le_bytes(), "{key}");
+        assert_eq!(&el[0x30..0x34], &1u32.to_le_bytes(), "{key}: MBR");
+        assert_eq!(&el[0x38..0x3c], &0xdf45_46aeu32.to_le_bytes(), "{key}");
+    }
+    let (a, b) = (hivex_export(&bcd_p, "\\"), hivex_export(&real_p, "\\"));
+    let changed = a.lines().zip(b.lines()).filter(|(x, y)| x != y).count();
+    assert_eq!(a.lines().count(), b.lines().count());
+    assert_eq!(changed, 3, "only the three device elements differ");
     let md = hivex_export(&g.system_hive(), "\\MountedDevices");
     assert_eq!(
         export_bytes(&md, "\\\\DosDevices\\\\C:"),
