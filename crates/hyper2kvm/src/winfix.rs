@@ -231,6 +231,13 @@ pub fn plan_windows(
     let fb = firstboot::plan_firstboot(install, &system, &software, &fo)?;
     plan.actions.extend(fb.actions);
     plan.warnings.extend(fb.warnings);
+    // Risks that do not stop the fix (a BitLocker data volume, …) are
+    // said, once each.
+    for b in install.blockers.iter().filter(|b| !b.refuse) {
+        if !plan.warnings.contains(&b.message) {
+            plan.warnings.push(b.message.clone());
+        }
+    }
     Ok(plan)
 }
 

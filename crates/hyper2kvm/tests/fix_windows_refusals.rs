@@ -273,7 +273,48 @@ fn bitlocker_system_volume_is_refused() {
     f.seek(SeekFrom::Start(system(&e).start * 512 + 3)).unwrap();
     f.write_all(b"-FVE-FS-").unwrap();
     drop(f);
-    // What fix-windows says today: no Windows found (the message does not
-    // name BitLocker; see the report of this branch).
-    refused(&img, &m, &["no Windows install found"]);
+    // The message names the encrypted volume and what to do on the source.
+    refused(
+        &img,
+        &m,
+        &[
+            "no Windows install found",
+            &format!(
+                "disk0 partition {} is BitLocker-encrypted",
+                e.system_partition
+            ),
+            "manage-bde -off",
+        ],
+    );
+}
+
+/// A BitLocker *data* volume does not stop the fix (the system volume is
+/// readable), but fix-windows says it will not unlock by itself on the new
+/// VM.
+#[test]
+fn bitlocker_data_volume_is_a_warning() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = Options::new(Version::Win10);
+    o.bitlocker = true;
+    let (img, e) = build(d.path(), &mut o);
+    let m = media(d.path());
+    let o = fix(&img, &m);
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{err}");
+    let data = e
+        .partitions
+        .iter()
+        .find(|p| p.fs == "bitlocker")
+        .expect("phony's BitLocker data volume");
+    assert!(
+        err.contains(&format!(
+            "disk0 partition {} is BitLocker-encrypted",
+            data.number
+        )) && err.contains("recovery key"),
+        "{err}"
+    );
 }

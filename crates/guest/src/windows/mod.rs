@@ -80,7 +80,7 @@ pub fn inspect(
         for d in infos {
             for v in d.volumes.iter().filter(|v| v.fs == "bitlocker") {
                 warnings.push(format!(
-                    "{}: BitLocker-encrypted volume; a Windows install on it cannot be inspected",
+                    "{} is BitLocker-encrypted: a Windows install on it cannot be inspected or fixed offline; decrypt it on the source VM (manage-bde -off C:, wait for 100%) and migrate again",
                     vol_name(&v.volume)
                 ));
             }

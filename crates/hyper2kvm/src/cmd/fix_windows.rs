@@ -151,8 +151,11 @@ fn plan(
     let refs: Vec<&dyn vdisk::Disk> = disks.iter().map(|d| d.as_ref()).collect();
     let ins = inspect_vm(&refs);
     if ins.windows.is_empty() {
+        // Say why when inspection knows (a BitLocker system volume, an
+        // unreadable hive): the admin acts on the source VM.
+        let why: String = ins.warnings.iter().map(|w| format!("\n  {w}")).collect();
         bail!(
-            "no Windows install found on {}",
+            "no Windows install found on {}; nothing was written{why}",
             args.images
                 .iter()
                 .map(|p| p.display().to_string())
