@@ -7,34 +7,10 @@
 
 use std::path::Path;
 use std::sync::OnceLock;
-use vdisk::{Disk, LayerInfo};
+use vdisk::Disk;
 
 /// A disk held in memory (the fuzz input, padded as the target needs).
-#[derive(Debug)]
-pub struct Mem(pub Vec<u8>);
-
-impl Disk for Mem {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn read_at(&self, buf: &mut [u8], off: u64) -> vdisk::Result<()> {
-        vdisk::disk::check_range(self.size(), off, buf.len() as u64)?;
-        buf.copy_from_slice(&self.0[off as usize..off as usize + buf.len()]);
-        Ok(())
-    }
-    fn layer(&self) -> LayerInfo {
-        LayerInfo {
-            path: "fuzz".into(),
-            format: "raw".into(),
-            subformat: None,
-            virtual_size: self.size(),
-            file_size: self.size(),
-            extra_files: vec![],
-            warnings: vec![],
-            geometry: Default::default(),
-        }
-    }
-}
+pub use vdisk::mem::MemDisk as Mem;
 
 /// Write `bytes` as `name` (plus any `companions`, name → bytes) into a
 /// fresh private temp dir, open it with `vdisk::probe::open` and run

@@ -868,30 +868,7 @@ impl Disk for LogicalVolume<'_> {
 mod tests {
     use super::*;
 
-    #[derive(Debug)]
-    struct Mem(Vec<u8>);
-    impl Disk for Mem {
-        fn size(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn read_at(&self, buf: &mut [u8], off: u64) -> vdisk::Result<()> {
-            vdisk::disk::check_range(self.size(), off, buf.len() as u64)?;
-            buf.copy_from_slice(&self.0[off as usize..off as usize + buf.len()]);
-            Ok(())
-        }
-        fn layer(&self) -> LayerInfo {
-            LayerInfo {
-                path: "mem".into(),
-                format: "raw".into(),
-                subformat: None,
-                virtual_size: self.size(),
-                file_size: self.size(),
-                extra_files: vec![],
-                warnings: vec![],
-                geometry: Default::default(),
-            }
-        }
-    }
+    use vdisk::mem::MemDisk as Mem;
 
     /// A PV whose metadata text wraps around the end of its circular
     /// buffer (LVM writes it so once the buffer has been filled).

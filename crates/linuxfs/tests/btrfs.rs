@@ -6,6 +6,7 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
+use vdisk::mem::MemDisk;
 
 /// mkfs.btrfs `args` a 256 MiB image of the boot tree; returns (image, tree).
 fn make(dir: &Path, args: &[&str]) -> (PathBuf, PathBuf) {

@@ -8,6 +8,7 @@ use common::*;
 use linuxfs::LinuxFs;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use vdisk::mem::MemDisk;
 
 /// mke2fs `args` an image of `size` from the boot tree; returns (image, tree).
 fn make(dir: &Path, prog: &str, args: &[&str], size: &str) -> (PathBuf, PathBuf) {

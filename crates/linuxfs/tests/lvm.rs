@@ -29,31 +29,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// A disk in memory (hostile variants of a real PV).
-#[derive(Debug)]
-struct Mem(Vec<u8>);
-
-impl Disk for Mem {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn read_at(&self, buf: &mut [u8], off: u64) -> vdisk::Result<()> {
-        vdisk::disk::check_range(self.size(), off, buf.len() as u64)?;
-        buf.copy_from_slice(&self.0[off as usize..off as usize + buf.len()]);
-        Ok(())
-    }
-    fn layer(&self) -> vdisk::LayerInfo {
-        vdisk::LayerInfo {
-            path: "mem".into(),
-            format: "raw".into(),
-            subformat: None,
-            virtual_size: self.size(),
-            file_size: self.size(),
-            extra_files: vec![],
-            warnings: vec![],
-            geometry: Default::default(),
-        }
-    }
-}
+use vdisk::mem::MemDisk as Mem;
 
 struct Vg {
     _dir: tempfile::TempDir,

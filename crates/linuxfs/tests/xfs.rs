@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use vdisk::mem::MemDisk;
 
 /// The protofile lines for the directory `src` (its entries, then `$`).
 fn proto_dir(src: &Path, out: &mut String) {

@@ -11,6 +11,7 @@ pub mod disk;
 pub mod error;
 pub mod file;
 pub mod gate;
+pub mod mem;
 pub mod overlay;
 pub mod probe;
 pub mod qcow2;

@@ -285,33 +285,6 @@ pub fn walk(fs: &dyn LinuxFs, path: &str, depth: usize) -> usize {
     errors
 }
 
-/// An image held in memory.
-#[derive(Debug)]
-pub struct MemDisk(pub Vec<u8>);
-
-impl vdisk::Disk for MemDisk {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn read_at(&self, buf: &mut [u8], off: u64) -> vdisk::Result<()> {
-        vdisk::disk::check_range(self.size(), off, buf.len() as u64)?;
-        buf.copy_from_slice(&self.0[off as usize..off as usize + buf.len()]);
-        Ok(())
-    }
-    fn layer(&self) -> vdisk::LayerInfo {
-        vdisk::LayerInfo {
-            path: "mem".into(),
-            format: "raw".into(),
-            subformat: None,
-            virtual_size: self.size(),
-            file_size: self.size(),
-            extra_files: vec![],
-            warnings: vec![],
-            geometry: Default::default(),
-        }
-    }
-}
-
 /// Modification times and owners of a few entries equal the source's
 /// (for tools that copy them: mke2fs -d, mkfs.btrfs --rootdir).
 pub fn assert_mtimes(fs: &dyn LinuxFs, src: &Path) {
