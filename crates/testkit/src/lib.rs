@@ -10,6 +10,7 @@
 
 pub mod lvm;
 pub mod qemu;
+pub mod regexport;
 pub mod winimg;
 
 use sha2::{Digest, Sha256};

@@ -6,13 +6,11 @@
 use guest::apply::apply_registry;
 use guest::plan::{HiveRef, PlannedAction};
 use regf::Hive;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use testkit::{need, testdata};
+use testkit::testdata;
 
-/// (key lower-case) -> (value name lower-case) -> data text as hivex prints it.
-pub type Export = BTreeMap<String, BTreeMap<String, String>>;
+pub use testkit::regexport::{export, val, Export};
 
 pub fn unxz(name: &str, dir: &Path) -> PathBuf {
     let out = dir.join(name.trim_end_matches(".xz"));
@@ -42,46 +40,4 @@ pub fn apply(path: &Path, hive_ref: &HiveRef, plan: &[PlannedAction], out: &Path
     }
     h.write_to(out).unwrap();
     n
-}
-
-pub fn export(hive: &Path) -> Export {
-    need("hivexregedit");
-    let text = testkit::run(
-        Command::new("hivexregedit")
-            .arg("--export")
-            .arg(hive)
-            .arg("\\"),
-    );
-    let mut out: Export = BTreeMap::new();
-    let mut cur = String::new();
-    for line in text.lines() {
-        if let Some(k) = line.strip_prefix("[\\").and_then(|l| l.strip_suffix(']')) {
-            cur = k.to_lowercase();
-            out.entry(cur.clone()).or_default();
-        } else if let Some(rest) = line.strip_prefix("@=") {
-            out.get_mut(&cur)
-                .unwrap()
-                .insert(String::new(), rest.into());
-        } else if let Some(rest) = line.strip_prefix('"') {
-            let mut name = String::new();
-            let mut it = rest.chars();
-            while let Some(c) = it.next() {
-                match c {
-                    '\\' => name.push(it.next().unwrap()),
-                    '"' => break,
-                    c => name.push(c),
-                }
-            }
-            let data: String = it.collect();
-            let data = data.strip_prefix('=').unwrap().to_string();
-            out.get_mut(&cur).unwrap().insert(name.to_lowercase(), data);
-        }
-    }
-    out
-}
-
-pub fn val<'a>(e: &'a Export, key: &str, name: &str) -> Option<&'a str> {
-    e.get(&key.to_lowercase())?
-        .get(&name.to_lowercase())
-        .map(String::as_str)
 }

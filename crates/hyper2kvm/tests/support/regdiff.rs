@@ -8,63 +8,9 @@
 
 use guest::plan::{Action, HiveRef, PlannedAction, RegData};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command;
 
-/// (key lower-case) -> (value name lower-case) -> data as hivex prints it
-/// (`dword:0000001c`, `hex(1):41,00,00,00`, …).
-pub type Export = BTreeMap<String, BTreeMap<String, String>>;
-
-/// `hivexregedit --export HIVE \` parsed.
-pub fn export(hive: &Path) -> Export {
-    testkit::need("hivexregedit");
-    let text = testkit::run(
-        Command::new("hivexregedit")
-            .arg("--export")
-            .arg(hive)
-            .arg("\\"),
-    );
-    parse(&text)
-}
-
-/// Parse the text of a `hivexregedit --export`.
-pub fn parse(text: &str) -> Export {
-    let mut out: Export = BTreeMap::new();
-    let mut cur = String::new();
-    for line in text.lines() {
-        if let Some(k) = line.strip_prefix("[\\").and_then(|l| l.strip_suffix(']')) {
-            cur = k.to_lowercase();
-            out.entry(cur.clone()).or_default();
-        } else if let Some(rest) = line.strip_prefix("@=") {
-            out.entry(cur.clone())
-                .or_default()
-                .insert(String::new(), rest.into());
-        } else if let Some(rest) = line.strip_prefix('"') {
-            let mut name = String::new();
-            let mut it = rest.chars();
-            while let Some(c) = it.next() {
-                match c {
-                    '\\' => name.extend(it.next()),
-                    '"' => break,
-                    c => name.push(c),
-                }
-            }
-            let data: String = it.collect();
-            let data = data.strip_prefix('=').unwrap_or(&data).to_string();
-            out.entry(cur.clone())
-                .or_default()
-                .insert(name.to_lowercase(), data);
-        }
-    }
-    out
-}
-
-/// A value of an export (key and name case-insensitive).
-pub fn val<'a>(e: &'a Export, key: &str, name: &str) -> Option<&'a str> {
-    e.get(&key.to_lowercase())?
-        .get(&name.to_lowercase())
-        .map(String::as_str)
-}
+#[allow(unused_imports)] // each test crate that includes this module uses a part
+pub use testkit::regexport::{export, parse, val, Export};
 
 /// RegData as hivexregedit prints it: `dword:` for a 4-byte REG_DWORD
 /// (whether the plan typed it as a DWORD or as raw bytes of type 4),
