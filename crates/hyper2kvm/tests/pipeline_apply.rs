@@ -165,6 +165,7 @@ fn options(sources: &[PathBuf], out: &Path) -> Options {
         geometry_off: true,
         progress: false,
         print_plan: false,
+        linux_bootstrap: true,
     }
 }
 

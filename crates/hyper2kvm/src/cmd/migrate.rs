@@ -92,6 +92,10 @@ pub struct Args {
     /// Conversion threads (0 = all CPUs).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Linux guests: do not run the bootstrap boot that rebuilds the
+    /// initramfs for virtio (a TODO line instead).
+    #[arg(long)]
+    no_bootstrap_boot: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -148,6 +152,7 @@ pub fn run(mut a: Args) -> Result<()> {
         geometry_off: matches!(a.geometry, GeoMode::Off),
         progress: !a.quiet && !a.json && std::io::stderr().is_terminal(),
         print_plan: !a.json,
+        linux_bootstrap: !a.no_bootstrap_boot,
     };
     let res = migrate::run(&o);
     match res {

@@ -19,6 +19,7 @@
 //!   moved into place only when every step succeeded).
 
 pub mod fixers;
+pub mod linux;
 pub mod source;
 pub mod summary;
 pub mod virtio_win;
@@ -83,6 +84,9 @@ pub struct Options {
     /// Print the plan (text) to stdout as soon as it is made, before
     /// converting.
     pub print_plan: bool,
+    /// Run the Linux bootstrap boot when the plan needs one (false:
+    /// `--no-bootstrap-boot`, a `Manual` line instead).
+    pub linux_bootstrap: bool,
 }
 
 /// One disk in the plan.
@@ -186,6 +190,8 @@ pub struct Report {
     pub written: Vec<PathBuf>,
     /// Validation results.
     pub validation: Vec<PhaseResult>,
+    /// The Linux bootstrap boot, when one ran.
+    pub bootstrap: Option<crate::linuxfix::BootstrapReport>,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -273,6 +279,7 @@ pub fn run_with(o: &Options, fixers: &[Box<dyn Fixer>]) -> Result<Report, Failur
         checks: vec![],
         written: vec![],
         validation: vec![],
+        bootstrap: None,
         seconds: 0.0,
     };
     let res = run_inner(o, fixers, &staging, &mut report);
@@ -370,6 +377,7 @@ fn run_inner(
     let mut staged = convert(o, staging, &vm, &plan, report)?;
     drop(vm);
     apply(&plan, &staged, report)?;
+    linux::bootstrap_linux(o, staging, &plan, &mut staged, report)?;
     write_driver_cd(staging, &plan, vw_iso.as_ref(), &mut staged)?;
     write_domains(o, staging, &plan, &mut staged, report)?;
     staged.push((staging.join("plan.json"), o.out.join("plan.json")));
@@ -648,6 +656,7 @@ fn make_plan(
         virtio_win: vw.as_ref(),
         bootstrap_bus: boot_bus,
         final_bus: fin_bus,
+        linux_bootstrap: o.linux_bootstrap,
         warnings: &notes,
     };
     let actions = fixers::plan_all(fixers, &view)?;
@@ -682,7 +691,13 @@ fn make_plan(
             geometry: geometry[i].clone(),
         });
     }
-    let outputs = planned_outputs(o, model, &disks, vw.as_ref());
+    let mut outputs = planned_outputs(o, model, &disks, vw.as_ref());
+    if actions
+        .iter()
+        .any(|a| matches!(a.action, Action::LinuxBootstrap { .. }))
+    {
+        outputs.push(o.out.join(format!("{name}-bootstrap-boot-serial.log")));
+    }
     let mut plan = Plan {
         vm: model.clone(),
         disks,
