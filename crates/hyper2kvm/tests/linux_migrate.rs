@@ -412,3 +412,88 @@ fn failing_guest_tool_fails_the_migration_with_its_text_and_leaves_only_the_repo
     );
     assert_eq!(testkit::sha256(&raw), before, "the source changed");
 }
+
+/// The RPM-family stand-in: Debian's dracut in host-only mode. Opt-in
+/// (`HYPER2KVM_SLOW=1`): dracut's rebuild under TCG takes minutes.
+#[test]
+fn dracut_host_only_guest_fixes_itself_and_boots_on_virtio() {
+    if std::env::var("HYPER2KVM_SLOW").as_deref() != Ok("1") {
+        eprintln!("skipped: set HYPER2KVM_SLOW=1 (a dracut rebuild under TCG takes minutes)");
+        return;
+    }
+    for t in ["debugfs", "qemu-system-x86_64"] {
+        need(t);
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let raw = d.join("guest.raw");
+    fixture(&raw, &["--dracut-host-only"]);
+    let before = testkit::sha256(&raw);
+    let out = d.join("out");
+    let o = migrate(&[
+        raw.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--os",
+        "debian12-64",
+        "-O",
+        "raw",
+        "--accel",
+        "tcg",
+        "--quiet",
+    ]);
+    let report = json(&out.join("report.json"));
+    assert!(
+        o.status.success(),
+        "{}\n{report}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(testkit::sha256(&raw), before, "the source changed");
+    let plan = json(&out.join("plan.json"));
+    assert_eq!(
+        plan["inspection"]["linux"][0]["initramfs_tool"], "dracut",
+        "{}",
+        plan["inspection"]["linux"]
+    );
+    assert_eq!(steps(&plan)[0], "rebuild-initramfs");
+    let b = &report["bootstrap"];
+    for st in b["steps"].as_array().unwrap() {
+        assert_eq!(st["rc"], 0, "{st}");
+    }
+    let rebuild = b["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "verify-initramfs")
+        .expect("verify-initramfs step");
+    assert!(
+        rebuild["output"]
+            .as_str()
+            .unwrap()
+            .contains("carries virtio_blk"),
+        "{rebuild}"
+    );
+    eprintln!(
+        "dracut bootstrap boot: {} s on {}",
+        b["seconds"], b["controller"]
+    );
+    // The guest's own dracut config now adds the drivers.
+    let img = out.join("guest-disk0.raw");
+    let conf = dump(&img, "/etc/dracut.conf.d/90-hyper2kvm-virtio.conf", d)
+        .expect("dracut drop-in written by the fix");
+    assert!(String::from_utf8_lossy(&conf).contains("virtio_blk"));
+    // The final domain boots on virtio.
+    let v = Command::new(bin())
+        .args(["validate"])
+        .arg(&out)
+        .args(["--phase", "final", "--accel", "tcg", "--timeout", "900"])
+        .output()
+        .unwrap();
+    let fin = json(&out.join("validation-final.json"));
+    assert!(
+        v.status.success() && fin["ok"] == true,
+        "{}\n{fin}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(fin["hits"].to_string().contains("login"), "{fin}");
+}
