@@ -32,7 +32,7 @@ $SUDO apt-get install -y -qq \
   ntfs-3g sleuthkit libhivex-bin libwin-hivex-perl reglookup \
   libregf-utils libfsntfs-utils libvmdk-utils libvhdi-utils libqcow-utils \
   libvirt-clients libvirt-daemon libxml2-utils swtpm swtpm-tools debootstrap python3-pip \
-  groff-base e2fsprogs xfsprogs btrfs-progs cpio zstd initramfs-tools-core >/dev/null
+  groff-base e2fsprogs xfsprogs btrfs-progs cpio zstd initramfs-tools-core lvm2 >/dev/null
 # bench/convert.sh: GNU time (peak RSS of each run).
 $SUDO apt-get install -y -qq time >/dev/null
 python3 -m pip install -q regipy >/dev/null 2>&1 || pip install -q regipy >/dev/null

@@ -218,8 +218,11 @@ pub struct LinuxInstall {
     pub root_lv: Option<String>,
     /// Filesystem of the root (`ext4`, `xfs`, `btrfs`).
     pub root_fs: Option<String>,
-    /// `/boot`, when separate.
+    /// `/boot`, when separate (for a `/boot` on LVM: the physical
+    /// volume's partition, and [`LinuxInstall::boot_lv`] names the volume).
     pub boot: Option<VolumeRef>,
+    /// `VG/LV` when a separate `/boot` is an LVM2 logical volume.
+    pub boot_lv: Option<String>,
     /// Firmware the install boots with (an ESP holding its loader: UEFI).
     pub firmware: Option<Firmware>,
     /// `ID` from os-release.
@@ -378,10 +381,11 @@ pub fn inspect_vm(disks: &[&dyn vdisk::Disk]) -> VmInspection {
         })
         .collect();
     let windows = crate::windows::inspect(disks, &infos, &mut warnings);
+    let linux = crate::linux::inspect::inspect(disks, &infos, &mut warnings);
     VmInspection {
         disks: infos,
         windows,
-        linux: vec![],
+        linux,
         warnings,
     }
 }

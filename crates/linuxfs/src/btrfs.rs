@@ -102,8 +102,8 @@ struct Chunk {
 
 /// An opened btrfs filesystem.
 #[derive(Debug)]
-pub struct Btrfs {
-    dev: Dev,
+pub struct Btrfs<'a> {
+    dev: Dev<'a>,
     nodesize: u64,
     chunks: Vec<Chunk>,
     /// Root node and level of the filesystem tree we read.
@@ -111,10 +111,10 @@ pub struct Btrfs {
     root_dir: u64,
 }
 
-impl Btrfs {
+impl<'a> Btrfs<'a> {
     /// Open the btrfs filesystem on `disk`: superblock, chunks, the default
     /// subvolume.
-    pub fn open(disk: Box<dyn Disk>) -> Result<Self> {
+    pub fn open(disk: Box<dyn Disk + 'a>) -> Result<Self> {
         let dev = Dev::new(disk, FS);
         let sb = dev.read(SB_OFF, 4096, "superblock")?;
         if &sb[0x40..0x48] != MAGIC {
@@ -532,7 +532,7 @@ impl Btrfs {
     }
 }
 
-impl Btrfs {
+impl<'a> Btrfs<'a> {
     /// Decompress one zlib (1) or zstd (3) extent of `ram` bytes.
     fn decompress(&self, codec: u8, src: &[u8], ram: u64, at: u64) -> Result<Vec<u8>> {
         use std::io::Read;
@@ -580,7 +580,7 @@ fn dir_items(d: &[u8]) -> Vec<(&[u8], Key, u8)> {
     v
 }
 
-impl Backend for Btrfs {
+impl Backend for Btrfs<'_> {
     fn fs_type(&self) -> &'static str {
         FS
     }

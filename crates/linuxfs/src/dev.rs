@@ -15,15 +15,15 @@ pub(crate) struct Overlay {
 
 /// The filesystem's block device (a whole disk or a partition window).
 #[derive(Debug)]
-pub(crate) struct Dev {
-    disk: Box<dyn Disk>,
+pub(crate) struct Dev<'a> {
+    disk: Box<dyn Disk + 'a>,
     size: u64,
     pub(crate) fs: &'static str,
     pub(crate) overlay: Overlay,
 }
 
-impl Dev {
-    pub(crate) fn new(disk: Box<dyn Disk>, fs: &'static str) -> Self {
+impl<'a> Dev<'a> {
+    pub(crate) fn new(disk: Box<dyn Disk + 'a>, fs: &'static str) -> Self {
         let size = disk.size();
         Dev {
             disk,
@@ -147,14 +147,14 @@ pub(crate) struct Run {
 
 /// The first `size` bytes of a file made of `runs` (zeros where no run
 /// covers). `size` is bounded by the caller.
-pub(crate) fn gather(dev: &Dev, runs: &[Run], size: u64, what: &str) -> Result<Vec<u8>> {
+pub(crate) fn gather(dev: &Dev<'_>, runs: &[Run], size: u64, what: &str) -> Result<Vec<u8>> {
     gather_range(dev, runs, 0, size, what)
 }
 
 /// Bytes `start..start+len` of a file made of `runs` (`len` bounded by the
 /// caller).
 pub(crate) fn gather_range(
-    dev: &Dev,
+    dev: &Dev<'_>,
     runs: &[Run],
     start: u64,
     len: u64,

@@ -107,6 +107,40 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// LVM2 metadata text does not parse or contradicts itself.
+    #[error("LVM2 metadata (line {line}, 0 when not about one line): {what}")]
+    LvmMetadata {
+        /// 1-based line of the metadata text, 0 for a semantic problem.
+        line: usize,
+        /// What was found and what was expected.
+        what: String,
+    },
+    /// An LVM2 logical volume uses a layout we do not read.
+    #[error("LVM2 logical volume {lv}: {feature} is not supported (linear segments are read)")]
+    LvmUnsupported {
+        /// `VG/LV`.
+        lv: String,
+        /// The feature (`a "thin" segment`, `a striped segment over 2 PVs`).
+        feature: String,
+    },
+    /// A physical volume the LV needs is not among the disks given.
+    #[error("LVM2 logical volume {lv}: physical volume {pv} (UUID {id}, last seen as {device:?}) is missing")]
+    LvmMissingPv {
+        /// `VG/LV`.
+        lv: String,
+        /// PV name in the metadata (`pv1`).
+        pv: String,
+        /// PV UUID.
+        id: String,
+        /// The device path the metadata recorded for it.
+        device: String,
+    },
+    /// No LV of that name in the VG.
+    #[error("LVM2: no logical volume {lv}")]
+    LvmNoVolume {
+        /// `VG/LV`.
+        lv: String,
+    },
 }
 
 impl Error {

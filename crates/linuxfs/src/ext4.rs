@@ -76,8 +76,8 @@ fn incompat_name(bit: u32) -> String {
 
 /// An opened ext2/3/4 filesystem.
 #[derive(Debug)]
-pub struct Ext4 {
-    dev: Dev,
+pub struct Ext4<'a> {
+    dev: Dev<'a>,
     bs: u64,
     blocks: u64,
     first_data_block: u64,
@@ -114,10 +114,10 @@ impl Inode {
     }
 }
 
-impl Ext4 {
+impl<'a> Ext4<'a> {
     /// Open the ext2/3/4 filesystem on `disk` (reads and checks the
     /// superblock and its features).
-    pub fn open(disk: Box<dyn Disk>) -> Result<Self> {
+    pub fn open(disk: Box<dyn Disk + 'a>) -> Result<Self> {
         let dev = Dev::new(disk, FS);
         let sb = dev.read(SB_OFF, 1024, "superblock")?;
         if le16(&sb, 0x38) != 0xEF53 {
@@ -679,7 +679,7 @@ impl Ext4 {
     }
 }
 
-impl Backend for Ext4 {
+impl Backend for Ext4<'_> {
     fn fs_type(&self) -> &'static str {
         self.kind()
     }

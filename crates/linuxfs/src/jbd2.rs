@@ -36,7 +36,7 @@ const FLAG_LAST_TAG: u32 = 8;
 /// The blocks to lay over the filesystem (block byte offset → journal
 /// block), from the journal whose bytes `runs` locate (`len` bytes).
 pub(crate) fn replay(
-    dev: &Dev,
+    dev: &Dev<'_>,
     runs: &[Run],
     len: u64,
     bs: u64,

@@ -11,6 +11,9 @@
 //! * **btrfs** ([`btrfs`]): one device, SINGLE/DUP chunks, the default
 //!   subvolume's tree, inline/regular/preallocated uncompressed extents.
 //!
+//! * **LVM2** ([`lvm`]): PV labels, VG metadata, linear logical volumes as
+//!   [`vdisk::Disk`]s.
+//!
 //! [`open`] detects the filesystem by its superblock. Paths are absolute;
 //! symbolic links are followed inside the filesystem for at most
 //! [`MAX_SYMLINK_HOPS`] hops. Every size that drives an allocation is
@@ -25,6 +28,7 @@ mod dev;
 mod error;
 pub mod ext4;
 mod jbd2;
+pub mod lvm;
 pub mod xfs;
 
 pub use error::{Error, Result};
@@ -142,7 +146,7 @@ pub trait LinuxFs: Send + Sync + std::fmt::Debug {
 
 /// Detect ext2/3/4, XFS or btrfs by superblock on `disk` (a partition or a whole
 /// unpartitioned disk) and open it.
-pub fn open(disk: Box<dyn Disk>) -> Result<Box<dyn LinuxFs>> {
+pub fn open<'a>(disk: Box<dyn Disk + 'a>) -> Result<Box<dyn LinuxFs + 'a>> {
     let mut head = [0u8; 2048];
     let n = disk.size().min(head.len() as u64) as usize;
     disk.read_at(&mut head[..n], 0)
@@ -338,4 +342,76 @@ impl<B: Backend> LinuxFs for Fs<B> {
         }
         Ok(String::from_utf8_lossy(&self.b.link(m.ino)?).into_owned())
     }
+}
+
+/// What `blkid` reports about a filesystem: its UUID and label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsId {
+    /// `ext`, `xfs` or `btrfs`.
+    pub fs: &'static str,
+    /// Filesystem UUID, lowercase with dashes (`blkid -s UUID`); `None`
+    /// when all zero.
+    pub uuid: Option<String>,
+    /// Label (`blkid -s LABEL`), when set.
+    pub label: Option<String>,
+}
+
+/// Format 16 bytes as a UUID the way blkid prints it.
+pub fn format_uuid(b: &[u8]) -> Option<String> {
+    if b.len() != 16 || b.iter().all(|&x| x == 0) {
+        return None;
+    }
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// The UUID and label of the ext2/3/4, XFS or btrfs filesystem on `disk`,
+/// read from its superblock; `Ok(None)` when none of them is there.
+pub fn identify(disk: &dyn Disk) -> Result<Option<FsId>> {
+    let read = |off: u64, len: usize| -> Result<Option<Vec<u8>>> {
+        if off + len as u64 > disk.size() {
+            return Ok(None);
+        }
+        let mut b = vec![0u8; len];
+        disk.read_at(&mut b, off).map_err(|source| Error::Io {
+            fs: "probe",
+            offset: off,
+            len: len as u64,
+            source,
+        })?;
+        Ok(Some(b))
+    };
+    let label = |b: &[u8]| {
+        let s = String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned();
+        (!s.is_empty()).then_some(s)
+    };
+    if let Some(sb) = read(0, 512)?.filter(|sb| &sb[0..4] == b"XFSB") {
+        return Ok(Some(FsId {
+            fs: "xfs",
+            uuid: format_uuid(&sb[32..48]),
+            label: label(&sb[108..120]),
+        }));
+    }
+    if let Some(sb) = read(1024, 1024)?.filter(|sb| dev::le16(sb, 0x38) == 0xEF53) {
+        return Ok(Some(FsId {
+            fs: "ext",
+            uuid: format_uuid(&sb[0x68..0x78]),
+            label: label(&sb[0x78..0x88]),
+        }));
+    }
+    if let Some(sb) = read(0x10000, 4096)?.filter(|sb| &sb[0x40..0x48] == b"_BHRfS_M") {
+        return Ok(Some(FsId {
+            fs: "btrfs",
+            uuid: format_uuid(&sb[0x20..0x30]),
+            label: label(&sb[0x12b..0x22b]),
+        }));
+    }
+    Ok(None)
 }

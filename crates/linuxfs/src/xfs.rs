@@ -74,8 +74,8 @@ fn incompat_name(bit: u32) -> String {
 
 /// An opened XFS (v4 or v5) filesystem.
 #[derive(Debug)]
-pub struct Xfs {
-    dev: Dev,
+pub struct Xfs<'a> {
+    dev: Dev<'a>,
     bs: u64,
     agblocks: u64,
     agcount: u64,
@@ -135,9 +135,9 @@ fn decode_extent(r: &[u8]) -> Ext {
     }
 }
 
-impl Xfs {
+impl<'a> Xfs<'a> {
     /// Open the XFS filesystem on `disk` (reads and checks the superblock).
-    pub fn open(disk: Box<dyn Disk>) -> Result<Self> {
+    pub fn open(disk: Box<dyn Disk + 'a>) -> Result<Self> {
         let dev = Dev::new(disk, FS);
         let sb = dev.read(0, 512, "superblock")?;
         if &sb[0..4] != b"XFSB" {
@@ -543,7 +543,7 @@ impl Xfs {
     }
 }
 
-impl Backend for Xfs {
+impl Backend for Xfs<'_> {
     fn fs_type(&self) -> &'static str {
         FS
     }

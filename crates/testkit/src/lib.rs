@@ -8,6 +8,7 @@
 //! This crate is only ever a `[dev-dependencies]` entry.
 #![forbid(unsafe_code)]
 
+pub mod lvm;
 pub mod qemu;
 pub mod winimg;
 

@@ -5,7 +5,12 @@
 //! device names in fstab/crypttab, and a deterministic newc cpio writer
 //! (the extra archive of the bootstrap boot).
 //!
-//! Every function here is pure: the caller reads the files (from `/boot`
+//! [`inspect`] finds Linux installs on a VM's disks (over `linuxfs`,
+//! partitions and LVM2 linear volumes) and [`read_file`] reads their files
+//! back through the install's mount layout.
+//!
+//! The parsers (`bootcfg`, `cpio`, `fstab`, `initrd`, `kconfig`, `netcfg`)
+//! are pure: the caller reads the files (from `/boot`
 //! and the root filesystem) and passes their bytes. Every size is bounded
 //! and errors name the offset and what was expected.
 
@@ -13,7 +18,10 @@ pub mod bootcfg;
 pub mod cpio;
 pub mod fstab;
 pub mod initrd;
+pub mod inspect;
 pub mod kconfig;
+mod layout;
+pub mod netcfg;
 
 /// Errors of the Linux parsers.
 #[derive(Debug, thiserror::Error)]
@@ -79,24 +87,32 @@ pub type Result<T> = std::result::Result<T, LinuxError>;
 /// Errors reading a file of an inspected Linux install.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The install names no volume holding this path.
-    #[error("{path}: no volume of the Linux install holds it")]
+    /// The install's root volume is not among the readable filesystems.
+    #[error("{path}: the install's root filesystem ({root}) is not found on the disks")]
     NoVolume {
         /// The path.
         path: String,
+        /// The root as the install names it.
+        root: String,
     },
-    /// The path is not a file the install holds, or it cannot be read.
-    #[error("{path}: not implemented yet")]
+    /// The path cannot be read from the volume that holds it.
+    #[error("{path}: cannot read it from {volume}")]
     Unavailable {
         /// The path.
         path: String,
+        /// The volume (`disk 0 partition 1`, `vg/root`).
+        volume: String,
+        /// Cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
 /// Read the file at `path` (absolute in the guest's root namespace, so
-/// `/boot/...` resolves to a separate `/boot` volume when there is one) of
-/// the Linux install `install` found by inspecting `disks`, at most
-/// `max_len` bytes.
+/// `/boot/...` resolves to a separate `/boot` volume when there is one,
+/// `/boot/efi/...` to the ESP) of the Linux install `install` found by
+/// inspecting `disks`, at most `max_len` bytes. The mount layout is the
+/// one inspection used (the root's `/etc/fstab`).
 pub fn read_file(
     disks: &[&dyn vdisk::Disk],
     inspection: &crate::inspect::VmInspection,
@@ -104,6 +120,26 @@ pub fn read_file(
     path: &str,
     max_len: u64,
 ) -> std::result::Result<Vec<u8>, ReadError> {
-    let _ = (disks, inspection, install, max_len);
-    Err(ReadError::Unavailable { path: path.into() })
+    let mut warnings = Vec::new();
+    let scan = layout::scan(disks, &inspection.disks, &mut warnings);
+    let root_desc = install
+        .root_lv
+        .clone()
+        .or_else(|| install.root.as_ref().map(layout::describe))
+        .unwrap_or_else(|| "none".into());
+    let root = install
+        .root
+        .as_ref()
+        .and_then(|r| scan.find(r, install.root_lv.as_deref()))
+        .ok_or_else(|| ReadError::NoVolume {
+            path: path.into(),
+            root: root_desc.clone(),
+        })?;
+    let r = inspect::Root::new(&scan, root);
+    scan.read(&r.layout, path, max_len)
+        .map_err(|e| ReadError::Unavailable {
+            path: path.into(),
+            volume: root_desc,
+            source: Box::new(e),
+        })
 }
