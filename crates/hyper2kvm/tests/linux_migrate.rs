@@ -182,7 +182,7 @@ fn host_only_guest_on_pvscsi_vmdk_fixes_itself_in_migrate_and_boots_on_virtio() 
     let src = d.join("src");
     std::fs::create_dir_all(&src).unwrap();
     let raw = d.join("guest.raw");
-    fixture(&raw, &["--host-only-initramfs"]);
+    fixture(&raw, &["--host-only-initramfs", "--netname"]);
     let uuid = uuid(&raw);
     // A guest installed on SCSI names its root /dev/sda1.
     let fstab_old = "# <file system> <mount point> <type> <options> <dump> <pass>\n/dev/sda1  /  ext4  errors=remount-ro  0  1\n";
@@ -239,6 +239,20 @@ fn host_only_guest_on_pvscsi_vmdk_fixes_itself_in_migrate_and_boots_on_virtio() 
     let s = steps(&plan);
     assert_eq!(s[0], "rebuild-initramfs", "{s:?}");
     assert!(s.contains(&"edit-/etc/fstab".to_string()), "{s:?}");
+    // ens192 (a networkd config without a MAC) pinned to the VMX's NIC.
+    let link = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "linux_bootstrap" && a["step"] == "link-ens192")
+        .unwrap_or_else(|| panic!("no link-ens192 step: {s:?}"));
+    assert!(
+        link["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("00:50:56:12:34:56 -> ens192"),
+        "{link}"
+    );
     let rebuild = plan["actions"]
         .as_array()
         .unwrap()
@@ -298,6 +312,14 @@ fn host_only_guest_on_pvscsi_vmdk_fixes_itself_in_migrate_and_boots_on_virtio() 
     let v = json(&out.join("validation-final.json"));
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["hits"].to_string().contains("login"), "{v}");
+    // The NIC kept its VMware name on virtio-net, with its address.
+    let serial = PathBuf::from(v["serial_log"].as_str().expect("serial_log"));
+    let console = String::from_utf8_lossy(&std::fs::read(&serial).unwrap()).into_owned();
+    let net = console
+        .lines()
+        .find(|l| l.contains("H2K-NET"))
+        .unwrap_or_else(|| panic!("no H2K-NET line on the console:\n{console}"));
+    assert!(net.contains("H2K-NET ens192 192.0.2.10 "), "{net}");
 
     // The output disk, read back.
     let img = out.join("deb-hostonly-disk0.raw");
