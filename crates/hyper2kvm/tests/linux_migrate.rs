@@ -4,8 +4,12 @@
 //! bootstrap boot of the guest's own kernel and tools.
 //!
 //! - A host-only guest made VMware-style (streamOptimized VMDK on PVSCSI,
-//!   `/dev/sda1` in fstab, a static MAC) migrates, fixes itself and boots
-//!   on virtio-blk to `login:`; read back with debugfs and lsinitramfs.
+//!   `/dev/sda1` in fstab, a static MAC, a network config naming
+//!   `ens192`) migrates, fixes itself and boots on virtio-blk to `login:`
+//!   with its NIC still `ens192` and holding its address; read back with
+//!   debugfs and lsinitramfs.
+//! - `--no-bootstrap-boot` plans the TODO line instead of the steps.
+//! - Opt-in (`HYPER2KVM_SLOW=1`): the dracut host-only guest likewise.
 //! - A guest whose initrd already has virtio plans no bootstrap boot.
 //! - A guest whose own `update-initramfs` fails: the migration fails with
 //!   its text and leaves only `report.json`.
@@ -518,4 +522,51 @@ fn dracut_host_only_guest_fixes_itself_and_boots_on_virtio() {
         String::from_utf8_lossy(&v.stderr)
     );
     assert!(fin["hits"].to_string().contains("login"), "{fin}");
+}
+
+#[test]
+fn no_bootstrap_boot_flag_plans_the_todo_instead_of_the_steps() {
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("guest.raw");
+    fixture(&raw, &["--host-only-initramfs"]);
+    let plan_of = |extra: &[&str]| {
+        let out = t.path().join(format!("out{}", extra.len()));
+        let mut args = vec![
+            raw.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--os",
+            "debian12-64",
+            "--dry-run",
+        ];
+        args.extend(extra);
+        let o = migrate(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        json(&out.join("plan.json"))
+    };
+    let with = plan_of(&[]);
+    assert_eq!(steps(&with)[0], "rebuild-initramfs", "{}", with["actions"]);
+    let without = plan_of(&["--no-bootstrap-boot"]);
+    assert!(steps(&without).is_empty(), "{}", without["actions"]);
+    let todo = without["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "manual" && a["fixer"] == "linux")
+        .unwrap_or_else(|| panic!("no manual line: {}", without["actions"]));
+    assert!(
+        todo["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--no-bootstrap-boot")
+            && todo["reason"]
+                .as_str()
+                .unwrap()
+                .contains("lacks virtio_blk"),
+        "{todo}"
+    );
+    assert!(todo["text"]
+        .as_str()
+        .unwrap()
+        .contains("initramfs not checked"));
 }
