@@ -209,22 +209,7 @@ pub fn plan_install(
     notes: &mut Vec<String>,
 ) -> Vec<PlannedAction> {
     let name = install_name(l);
-    let mut out = vec![];
-    for t in &l.foreign_tools {
-        notes.push(format!(
-            "{name}: {} tools installed ({} {} at {}): left in place; they stay idle off their hypervisor, remove them after the first boot",
-            t.vendor, t.kind, t.name, t.location
-        ));
-        if t.kind == "tarball" {
-            out.push(PlannedAction::new(
-                FIXER,
-                format!("{name}: {} tools installed from a tarball ({})", t.vendor, t.location),
-                Action::Manual {
-                    text: format!("Linux: uninstall the {} tools tarball install ({}) after the first boot (its own uninstaller), it may rebuild modules for the old hypervisor", t.vendor, t.name),
-                },
-            ));
-        }
-    }
+    let mut out = foreign_tools(l, &name, notes);
     let why = boot_reasons(l, final_bus);
     if why.is_empty() {
         notes.push(format!(
@@ -252,7 +237,46 @@ pub fn plan_install(
         ));
         return out;
     }
-    let b = l.default_boot.as_ref().expect("checked by missing()");
+    let Some(b) = l.default_boot.as_ref() else {
+        return out;
+    };
+    out.extend(bootstrap_steps(l, b, model, &name, &why, notes));
+    out
+}
+
+/// Other hypervisors' tools: a note each (they stay idle on KVM), a
+/// `Manual` line for a tarball install.
+fn foreign_tools(l: &LinuxInstall, name: &str, notes: &mut Vec<String>) -> Vec<PlannedAction> {
+    let mut out = vec![];
+    for t in &l.foreign_tools {
+        notes.push(format!(
+            "{name}: {} tools installed ({} {} at {}): left in place; they stay idle off their hypervisor, remove them after the first boot",
+            t.vendor, t.kind, t.name, t.location
+        ));
+        if t.kind == "tarball" {
+            out.push(PlannedAction::new(
+                FIXER,
+                format!("{name}: {} tools installed from a tarball ({})", t.vendor, t.location),
+                Action::Manual {
+                    text: format!("Linux: uninstall the {} tools tarball install ({}) after the first boot (its own uninstaller), it may rebuild modules for the old hypervisor", t.vendor, t.name),
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// The `LinuxBootstrap` steps for `l`, whose default entry is `b` and
+/// which needs the boot for the reasons `why`.
+fn bootstrap_steps(
+    l: &LinuxInstall,
+    b: &guest::inspect::LinuxBoot,
+    model: &VmModel,
+    name: &str,
+    why: &[String],
+    notes: &mut Vec<String>,
+) -> Vec<PlannedAction> {
+    let mut out = vec![];
     let initrd = b.initrd.last().cloned().unwrap_or_default();
     let step = |step: &str, detail: String, reason: String| {
         PlannedAction::new(
