@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Build (or reuse) the input disk of bench/migrate.sh and print its path.
 #
-#   bench/migrate_disk.sh WORKDIR
+#   bench/migrate_disk.sh WORKDIR [--host-only-initramfs]
+#
+# --host-only-initramfs: partition 1 is the fixture's host-only variant
+# (an initrd without virtio_blk: `migrate` runs its bootstrap boot), and
+# the VMDK says adapter_type=lsilogic, as a VMware SCSI guest's would.
 #
 # The disk: BENCH_DISK_GIB (default 20) GiB virtual, MBR, as a VMDK
 # streamOptimized (qemu-img convert -O vmdk -o subformat=streamOptimized):
@@ -17,12 +21,21 @@
 #                sizes from 64 KiB to 32 MiB, 100 files per directory
 #   the rest     never written (unallocated in the VMDK)
 #
-# Cached as WORKDIR/guest<N>g-<key>.vmdk, the key hashing this script,
+# Cached as WORKDIR/guest<N>g-<variant>-<key>.vmdk, the key hashing this script,
 # linux-guest.sh, gen_pattern.py and the sizes: a re-run with the same key
 # does nothing. Needs root (loop devices, mount).
 set -euo pipefail
 
-[ $# -eq 1 ] || { echo "usage: $0 WORKDIR" >&2; exit 2; }
+variant=most
+fixture_args=()
+vmdk_opts=subformat=streamOptimized
+case ${2:-} in
+    "") ;;
+    --host-only-initramfs) variant=hostonly; fixture_args=(--host-only-initramfs)
+        vmdk_opts=$vmdk_opts,adapter_type=lsilogic ;;
+    *) echo "usage: $0 WORKDIR [--host-only-initramfs]" >&2; exit 2 ;;
+esac
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: $0 WORKDIR [--host-only-initramfs]" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "$0: must run as root (loop devices, mount)" >&2; exit 1; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$1
@@ -31,8 +44,8 @@ data_mib=${BENCH_DATA_MIB:-2048}
 [ "$disk_gib" -ge 4 ] || { echo "$0: BENCH_DISK_GIB must be at least 4" >&2; exit 2; }
 mkdir -p "$work"
 key=$( { cat "$0" "$root/tests/fixtures/linux-guest.sh" "$root/bench/gen_pattern.py"
-         echo "$disk_gib $data_mib"; } | sha256sum | cut -c1-12)
-vmdk=$work/guest${disk_gib}g-$key.vmdk
+         echo "$disk_gib $data_mib $variant"; } | sha256sum | cut -c1-12)
+vmdk=$work/guest${disk_gib}g-$variant-$key.vmdk
 log() { echo "migrate_disk: $*" >&2; }
 
 # One build at a time per work dir.
@@ -60,7 +73,7 @@ trap cleanup EXIT
 # Partition 1 ends where the fixture's 2 GiB disk ends; partition 2 follows.
 p1_start=2048
 p2_start=$((2 * 1024 * 1024 * 2))
-"$root/tests/fixtures/linux-guest.sh" "$raw"
+"$root/tests/fixtures/linux-guest.sh" "$raw" "${fixture_args[@]}"
 end=$(sfdisk -d "$raw" | awk -F'[=,]' '/start=/ {s=$2+0; z=$4+0; print s + z}')
 [ "$end" = "$p2_start" ] ||
     { echo "$0: fixture partition 1 ends at sector $end, expected $p2_start" >&2; exit 1; }
@@ -120,10 +133,10 @@ echo "UUID=$uuid /srv/data ext4 defaults 0 2" >>"$mnt/etc/fstab"
 umount "$mnt"
 sync
 
-log "qemu-img convert -O vmdk -o subformat=streamOptimized (a few minutes)"
-qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$raw" "$vmdk.tmp"
+log "qemu-img convert -O vmdk -o $vmdk_opts (a few minutes)"
+qemu-img convert -f raw -O vmdk -o "$vmdk_opts" "$raw" "$vmdk.tmp"
 mv "$vmdk.tmp" "$vmdk"
 # Disks built from older versions of this script or its inputs are stale.
-find "$work" -maxdepth 1 -name "guest${disk_gib}g-*.vmdk" ! -name "$(basename "$vmdk")" -delete
+find "$work" -maxdepth 1 -name "guest${disk_gib}g-$variant-*.vmdk" ! -name "$(basename "$vmdk")" -delete
 log "wrote $vmdk ($(du -m "$vmdk" | cut -f1) MiB)"
 echo "$vmdk"

@@ -260,13 +260,33 @@ fn hook_script(files: &[String]) -> String {
 R=${{1:-/root}}
 say() {{ echo "h2k: $*" > /dev/console 2>/dev/null || echo "h2k: $*"; }}
 say "hook running, root at $R"
-[ -e "$R/proc/self" ] || mount -t proc proc "$R/proc"
-[ -d "$R/sys/kernel" ] || mount -t sysfs sysfs "$R/sys"
-[ -e "$R/dev/console" ] || mount -o bind /dev "$R/dev" || mount -t devtmpfs devtmpfs "$R/dev"
+# (A root's /dev may hold static nodes: test for a mount, not a file.)
+mounted() {{ while read -r _ m _; do [ "$m" = "$1" ] && return 0; done < /proc/mounts; return 1; }}
+mounted "$R/proc" || mount -t proc proc "$R/proc"
+mounted "$R/sys" || mount -t sysfs sysfs "$R/sys"
+mounted "$R/dev" || mount -o bind /dev "$R/dev" || mount -t devtmpfs devtmpfs "$R/dev"
 mount -t tmpfs -o mode=0755,size=64m h2krun "$R/run" || say "cannot mount a tmpfs on $R/run"
 mkdir "$R/run/h2k"
 for f in {files}; do cat "/h2k/$f" > "$R/run/h2k/$f"; done
-chroot "$R" /bin/sh /run/h2k/fix.sh
+fix() {{ "$@" "$R" /bin/sh /run/h2k/fix.sh; }}
+if command -v chroot >/dev/null 2>&1; then
+    fix chroot
+else
+    # dracut's initramfs has no chroot: the root's own, through the
+    # initramfs' loader, else the root's loader and libraries.
+    for c in "$R/usr/sbin/chroot" "$R/usr/bin/chroot" "$R/sbin/chroot"; do [ -x "$c" ] && break; done
+    say "no chroot in the initramfs; using $c"
+    fix "$c"
+    rc=$?
+    if [ "$rc" -eq 126 ] || [ "$rc" -eq 127 ]; then
+        for ld in "$R/lib64/ld-linux-x86-64.so.2" "$R/usr/lib64/ld-linux-x86-64.so.2" "$R/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"; do
+            [ -e "$ld" ] || continue
+            say "running $c with $ld"
+            fix "$ld" --library-path "$R/lib/x86_64-linux-gnu:$R/usr/lib/x86_64-linux-gnu:$R/lib64:$R/usr/lib64" "$c"
+            break
+        done
+    fi
+fi
 say "fix script returned $?; powering off"
 echo o > /proc/sysrq-trigger
 poweroff -f

@@ -166,6 +166,7 @@ fn options(sources: &[PathBuf], out: &Path) -> Options {
         progress: false,
         print_plan: false,
         first_boot: None,
+        linux_bootstrap: true,
     }
 }
 

@@ -106,6 +106,10 @@ pub struct Args {
     /// Conversion threads (0 = all CPUs).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Linux guests: do not run the bootstrap boot that rebuilds the
+    /// initramfs for virtio (a TODO line instead).
+    #[arg(long)]
+    no_bootstrap_boot: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -166,6 +170,7 @@ pub fn run(mut a: Args) -> Result<()> {
             timeout: std::time::Duration::from_secs(a.first_boot_timeout),
             grace: std::time::Duration::from_secs(a.first_boot_grace),
         }),
+        linux_bootstrap: !a.no_bootstrap_boot,
     };
     let res = migrate::run(&o);
     match res {

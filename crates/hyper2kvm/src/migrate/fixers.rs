@@ -39,6 +39,8 @@ pub struct VmView<'a> {
     pub bootstrap_bus: Bus,
     /// Bus of the final domain's disks.
     pub final_bus: Bus,
+    /// The Linux bootstrap boot may run (`--no-bootstrap-boot` clears it).
+    pub linux_bootstrap: bool,
     /// Where fixers put what the admin should know but need not act on
     /// (they become plan warnings).
     pub warnings: &'a std::cell::RefCell<Vec<String>>,
@@ -157,11 +159,6 @@ impl Fixer for PendingOsWork {
                 "network settings are not carried over yet",
                 "Windows: static IP settings are tied to the old NIC and will not move to the new one automatically",
             );
-        } else if os.family == OsFamily::Linux {
-            need(
-                "the initramfs is not checked yet",
-                "Linux: initramfs not checked for virtio_blk/virtio_scsi; if the final domain drops to an (initramfs) shell, boot the bootstrap domain and rebuild the initramfs with the virtio modules",
-            );
         }
         Ok(v)
     }
@@ -244,11 +241,32 @@ impl Fixer for WindowsStorageFixer {
     }
 }
 
+/// The Linux fix ([`super::linux`]): for the Linux install on the boot
+/// disk, nothing when its initrd drives the final virtio bus and nothing
+/// bus-specific was found (a note says so); otherwise the
+/// `LinuxBootstrap` steps the guest runs in its bootstrap boot (rebuild
+/// the initramfs, rewrite files to `UUID=`, pin interface names to their
+/// MACs, move LVM's device list aside, SELinux relabel), each with its
+/// reason. A `Manual` line instead when the boot cannot run (no default
+/// entry, kernel or initrd; `--no-bootstrap-boot`) or a Linux-declared VM
+/// shows no readable install.
+pub struct LinuxFixer;
+
+impl Fixer for LinuxFixer {
+    fn name(&self) -> &'static str {
+        super::linux::FIXER
+    }
+    fn plan(&self, vm: &VmView) -> anyhow::Result<Vec<PlannedAction>> {
+        Ok(super::linux::plan_vm(vm))
+    }
+}
+
 /// All fixers, in the order they run.
 pub fn fixers() -> Vec<Box<dyn Fixer>> {
     vec![
         Box::new(GeometryFixer),
         Box::new(WindowsStorageFixer),
+        Box::new(LinuxFixer),
         Box::new(PendingOsWork),
     ]
 }

@@ -22,6 +22,7 @@
 
 pub mod firstboot;
 pub mod fixers;
+pub mod linux;
 pub mod source;
 pub mod summary;
 pub mod virtio_win;
@@ -89,6 +90,9 @@ pub struct Options {
     /// Boot the bootstrap domain unattended until the Windows first-boot
     /// runner reports its bootstrap phase done ([`firstboot`]).
     pub first_boot: Option<firstboot::FirstBootSettings>,
+    /// Run the Linux bootstrap boot when the plan needs one (false:
+    /// `--no-bootstrap-boot`, a `Manual` line instead).
+    pub linux_bootstrap: bool,
 }
 
 /// One disk in the plan.
@@ -194,6 +198,8 @@ pub struct Report {
     pub validation: Vec<PhaseResult>,
     /// The unattended bootstrap boot (`--first-boot`).
     pub first_boot: Option<firstboot::FirstBootResult>,
+    /// The Linux bootstrap boot, when one ran.
+    pub bootstrap: Option<crate::linuxfix::BootstrapReport>,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -282,6 +288,7 @@ pub fn run_with(o: &Options, fixers: &[Box<dyn Fixer>]) -> Result<Report, Failur
         written: vec![],
         validation: vec![],
         first_boot: None,
+        bootstrap: None,
         seconds: 0.0,
     };
     let res = run_inner(o, fixers, &staging, &mut report);
@@ -380,6 +387,7 @@ fn run_inner(
     let mut staged = convert(o, staging, &vm, &plan, report)?;
     drop(vm);
     apply(&plan, &staged, report)?;
+    linux::bootstrap_linux(o, staging, &plan, &mut staged, report)?;
     write_driver_cd(staging, &plan, vw_iso.as_ref(), &mut staged)?;
     write_domains(o, staging, &plan, &mut staged, report)?;
     staged.push((staging.join("plan.json"), o.out.join("plan.json")));
@@ -659,6 +667,7 @@ fn make_plan(
         virtio_win: vw.as_ref(),
         bootstrap_bus: boot_bus,
         final_bus: fin_bus,
+        linux_bootstrap: o.linux_bootstrap,
         warnings: &notes,
     };
     let actions = fixers::plan_all(fixers, &view)?;
@@ -693,7 +702,13 @@ fn make_plan(
             geometry: geometry[i].clone(),
         });
     }
-    let outputs = planned_outputs(o, model, &disks, vw.as_ref());
+    let mut outputs = planned_outputs(o, model, &disks, vw.as_ref());
+    if actions
+        .iter()
+        .any(|a| matches!(a.action, Action::LinuxBootstrap { .. }))
+    {
+        outputs.push(o.out.join(format!("{name}-bootstrap-boot-serial.log")));
+    }
     let mut plan = Plan {
         vm: model.clone(),
         disks,

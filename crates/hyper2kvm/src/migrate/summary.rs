@@ -177,6 +177,18 @@ pub fn human(r: &Report, o: &Options) -> String {
             let _ = writeln!(s, "applied: {a}");
         }
     }
+    if let Some(b) = &r.bootstrap {
+        let _ = writeln!(
+            s,
+            "bootstrap boot: the guest fixed itself in {:.1}s ({:?} controller; serial log {})",
+            b.seconds,
+            b.controller,
+            b.serial_log.display()
+        );
+        for st in &b.steps {
+            let _ = writeln!(s, "  step {}: rc {}", st.name, st.rc);
+        }
+    }
     for (i, c) in r.conversions.iter().enumerate() {
         let _ = writeln!(
             s,

@@ -1,0 +1,572 @@
+//! `hyper2kvm migrate` on real Debian guests (built by
+//! `tests/fixtures/linux-guest.sh`, debootstrap + GRUB, cached): the Linux
+//! fix is planned from the inspection and run by `migrate` itself in a
+//! bootstrap boot of the guest's own kernel and tools.
+//!
+//! - A host-only guest made VMware-style (streamOptimized VMDK on PVSCSI,
+//!   `/dev/sda1` in fstab, a static MAC, a network config naming
+//!   `ens192`) migrates, fixes itself and boots on virtio-blk to `login:`
+//!   with its NIC still `ens192` and holding its address; read back with
+//!   debugfs and lsinitramfs.
+//! - `--no-bootstrap-boot` plans the TODO line instead of the steps.
+//! - Opt-in (`HYPER2KVM_SLOW=1`): the dracut host-only guest likewise.
+//! - A guest whose initrd already has virtio plans no bootstrap boot.
+//! - A guest whose own `update-initramfs` fails: the migration fails with
+//!   its text and leaves only `report.json`.
+//!
+//! Oracles: debugfs (file contents), blkid (UUID), lsinitramfs
+//! (initramfs-tools' own lister), e2fsck -fn, the guest's console, sha256.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod support;
+
+use support::{bin, need, run as sh};
+
+const PART: &str = "offset=1048576";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(out: &Path, variant: &[&str]) {
+    let res = Command::new("bash")
+        .arg(repo_root().join("tests/fixtures/linux-guest.sh"))
+        .arg(out)
+        .args(variant)
+        .output()
+        .expect("running tests/fixtures/linux-guest.sh");
+    assert!(
+        res.status.success(),
+        "tests/fixtures/linux-guest.sh failed (needs root, debootstrap, loop devices):\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
+
+fn migrate(args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("migrate")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
+}
+
+fn fs(img: &Path) -> String {
+    format!("{}?{PART}", img.display())
+}
+
+/// `debugfs -R 'dump PATH OUT'`: the file's bytes, None when absent.
+fn dump(img: &Path, path: &str, tmp: &Path) -> Option<Vec<u8>> {
+    let out = tmp.join("dump.bin");
+    let _ = std::fs::remove_file(&out);
+    let stat = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("stat {path}"))
+        .arg(fs(img))
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&stat.stderr).contains("File not found") {
+        return None;
+    }
+    let r = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("dump {path} {}", out.display()))
+        .arg(fs(img))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    Some(std::fs::read(&out).unwrap())
+}
+
+/// Replace (or create) `path` in the guest with `data` via `debugfs -w`.
+fn put(img: &Path, path: &str, data: &[u8], mode: &str, tmp: &Path) {
+    let local = tmp.join("put.bin");
+    std::fs::write(&local, data).unwrap();
+    for c in [
+        format!("rm {path}"),
+        format!("write {} {path}", local.display()),
+        format!("sif {path} mode {mode}"),
+    ] {
+        let r = Command::new("debugfs")
+            .args(["-w", "-R", &c])
+            .arg(fs(img))
+            .output()
+            .unwrap();
+        assert!(
+            r.status.success(),
+            "{c}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+}
+
+/// initramfs-tools' own lister.
+fn lsinitramfs(initrd: &[u8], tmp: &Path) -> String {
+    let p = tmp.join("lsinitramfs.img");
+    std::fs::write(&p, initrd).unwrap();
+    let out = Command::new("lsinitramfs").arg(&p).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn uuid(img: &Path) -> String {
+    String::from_utf8(
+        Command::new("blkid")
+            .args(["-p", "-O", "1048576", "-s", "UUID", "-o", "value"])
+            .arg(img)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string()
+}
+
+fn steps(plan: &serde_json::Value) -> Vec<String> {
+    plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "linux_bootstrap")
+        .filter_map(|a| a["step"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+const VMX: &str = r#"config.version = "8"
+virtualHW.version = "19"
+displayName = "deb-hostonly"
+guestOS = "debian12-64"
+memsize = "1024"
+numvcpus = "1"
+scsi0.present = "TRUE"
+scsi0.virtualDev = "pvscsi"
+scsi0:0.present = "TRUE"
+scsi0:0.fileName = "deb-hostonly.vmdk"
+ethernet0.present = "TRUE"
+ethernet0.virtualDev = "vmxnet3"
+ethernet0.addressType = "static"
+ethernet0.address = "00:50:56:12:34:56"
+"#;
+
+#[test]
+fn host_only_guest_on_pvscsi_vmdk_fixes_itself_in_migrate_and_boots_on_virtio() {
+    for t in [
+        "debugfs",
+        "e2fsck",
+        "blkid",
+        "lsinitramfs",
+        "qemu-img",
+        "qemu-system-x86_64",
+    ] {
+        need(t);
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let src = d.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let raw = d.join("guest.raw");
+    fixture(&raw, &["--host-only-initramfs", "--netname"]);
+    let uuid = uuid(&raw);
+    // A guest installed on SCSI names its root /dev/sda1.
+    let fstab_old = "# <file system> <mount point> <type> <options> <dump> <pass>\n/dev/sda1  /  ext4  errors=remount-ro  0  1\n";
+    put(&raw, "/etc/fstab", fstab_old.as_bytes(), "0100644", d);
+    let kver = String::from_utf8(dump(&raw, "/boot/grub/grub.cfg", d).unwrap())
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("initrd\t/boot/initrd.img-")
+                .or_else(|| l.trim().strip_prefix("initrd /boot/initrd.img-"))
+                .map(str::to_string)
+        })
+        .expect("initrd line in grub.cfg");
+    let initrd_path = format!("/boot/initrd.img-{kver}");
+    let old_initrd = dump(&raw, &initrd_path, d).unwrap();
+    assert!(!lsinitramfs(&old_initrd, d).contains("virtio_blk.ko"));
+    let vmdk = src.join("deb-hostonly.vmdk");
+    sh(Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "vmdk", "-o"])
+        .arg("subformat=streamOptimized,adapter_type=lsilogic")
+        .arg(&raw)
+        .arg(&vmdk));
+    std::fs::remove_file(&raw).unwrap();
+    let vmx = src.join("deb-hostonly.vmx");
+    std::fs::write(&vmx, VMX).unwrap();
+    let before = testkit::sha256(&vmdk);
+
+    let out = d.join("out");
+    let o = migrate(&[
+        vmx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-O",
+        "raw",
+        "--validate",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "900",
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let report = json(&out.join("report.json"));
+    assert!(
+        o.status.success(),
+        "{}\n{stdout}\n{report}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(testkit::sha256(&vmdk), before, "the source VMDK changed");
+
+    // The plan: the steps, with reasons.
+    let plan = json(&out.join("plan.json"));
+    let s = steps(&plan);
+    assert_eq!(s[0], "rebuild-initramfs", "{s:?}");
+    assert!(s.contains(&"edit-/etc/fstab".to_string()), "{s:?}");
+    // ens192 (a networkd config without a MAC) pinned to the VMX's NIC.
+    let link = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "linux_bootstrap" && a["step"] == "link-ens192")
+        .unwrap_or_else(|| panic!("no link-ens192 step: {s:?}"));
+    assert!(
+        link["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("00:50:56:12:34:56 -> ens192"),
+        "{link}"
+    );
+    let rebuild = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "linux_bootstrap" && a["step"] == "rebuild-initramfs")
+        .unwrap();
+    assert!(
+        rebuild["reason"]
+            .as_str()
+            .unwrap()
+            .contains("lacks virtio_blk"),
+        "{rebuild}"
+    );
+    assert!(
+        stdout.contains("bootstrap boot: rebuild-initramfs"),
+        "{stdout}"
+    );
+
+    // The bootstrap boot's report.
+    let b = &report["bootstrap"];
+    let names: Vec<&str> = b["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"rebuild-initramfs") && names.contains(&"edit-files"),
+        "{b}"
+    );
+    for st in b["steps"].as_array().unwrap() {
+        assert_eq!(st["rc"], 0, "{st}");
+    }
+    let serial = PathBuf::from(b["serial_log"].as_str().unwrap());
+    assert!(serial.starts_with(&out), "{}", serial.display());
+    let console = std::fs::read_to_string(&serial).unwrap();
+    assert!(
+        console.contains("h2k: step rebuild-initramfs rc=0"),
+        "{console}"
+    );
+    eprintln!("bootstrap boot: {} s on {}", b["seconds"], b["controller"]);
+
+    // The final domain: disk on virtio, the source MAC kept.
+    let fin = std::fs::read_to_string(out.join("deb-hostonly-final.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&fin).unwrap();
+    let disk_bus = doc
+        .descendants()
+        .find(|n| n.has_tag_name("disk") && n.attribute("device") == Some("disk"))
+        .and_then(|n| n.children().find(|c| c.has_tag_name("target")))
+        .and_then(|t| t.attribute("bus"));
+    assert_eq!(disk_bus, Some("virtio"), "{fin}");
+    let mac = doc
+        .descendants()
+        .find(|n| n.has_tag_name("mac"))
+        .and_then(|n| n.attribute("address"));
+    assert_eq!(mac, Some("00:50:56:12:34:56"));
+    let v = json(&out.join("validation-final.json"));
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["hits"].to_string().contains("login"), "{v}");
+    // The NIC kept its VMware name on virtio-net, with its address.
+    let serial = PathBuf::from(v["serial_log"].as_str().expect("serial_log"));
+    let console = String::from_utf8_lossy(&std::fs::read(&serial).unwrap()).into_owned();
+    let net = console
+        .lines()
+        .find(|l| l.contains("H2K-NET"))
+        .unwrap_or_else(|| panic!("no H2K-NET line on the console:\n{console}"));
+    assert!(net.contains("H2K-NET ens192 192.0.2.10 "), "{net}");
+
+    // The output disk, read back.
+    let img = out.join("deb-hostonly-disk0.raw");
+    let new_initrd = dump(&img, &initrd_path, d).unwrap();
+    let list = lsinitramfs(&new_initrd, d);
+    for m in ["virtio_blk.ko", "virtio_pci", "virtio_scsi.ko"] {
+        assert!(list.contains(m), "{m} missing from the new initrd");
+    }
+    assert_eq!(
+        dump(&img, &format!("{initrd_path}.hyper2kvm-backup"), d).unwrap(),
+        old_initrd,
+        "the backup is the source's initrd byte for byte"
+    );
+    let fstab = String::from_utf8(dump(&img, "/etc/fstab", d).unwrap()).unwrap();
+    assert!(
+        fstab.contains(&format!("UUID={uuid}")) && !fstab.contains("/dev/sda1"),
+        "{fstab}"
+    );
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(fs(&img))
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "e2fsck -fn: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
+
+#[test]
+fn initrd_with_virtio_plans_no_bootstrap_boot() {
+    need("qemu-img");
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("guest.raw");
+    fixture(&raw, &[]);
+    let out = t.path().join("out");
+    let o = migrate(&[
+        raw.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--os",
+        "debian12-64",
+        "--dry-run",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan = json(&out.join("plan.json"));
+    assert_eq!(
+        plan["inspection"]["linux"].as_array().unwrap().len(),
+        1,
+        "{}",
+        plan["inspection"]
+    );
+    assert!(steps(&plan).is_empty(), "{}", plan["actions"]);
+    let actions = plan["actions"].to_string();
+    assert!(!actions.contains("initramfs not checked"), "{actions}");
+    let notes = plan["warnings"].to_string();
+    assert!(
+        notes.contains("no bootstrap boot needed: the initrd drives virtio-blk and nothing bus-specific was found"),
+        "{notes}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("no bootstrap boot needed"), "{stdout}");
+    assert_eq!(listing(&out), ["plan.json", "report.json"]);
+}
+
+#[test]
+fn failing_guest_tool_fails_the_migration_with_its_text_and_leaves_only_the_report() {
+    for t in ["debugfs", "qemu-system-x86_64"] {
+        need(t);
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let raw = d.join("guest.raw");
+    fixture(&raw, &["--host-only-initramfs"]);
+    // The guest's own update-initramfs fails (as a broken hook would).
+    put(
+        &raw,
+        "/usr/sbin/update-initramfs",
+        b"#!/bin/sh\necho \"update-initramfs: hook zz-test failed: broken on purpose ($*)\" >&2\nexit 3\n",
+        "0100755",
+        d,
+    );
+    let before = testkit::sha256(&raw);
+    let out = d.join("out");
+    let o = migrate(&[
+        raw.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--os",
+        "debian12-64",
+        "--accel",
+        "tcg",
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("bootstrap step rebuild-initramfs failed in the guest (exit 3)")
+            && err.contains("hook zz-test failed: broken on purpose (-u -k"),
+        "{err}"
+    );
+    assert_eq!(listing(&out), ["report.json"]);
+    let report = json(&out.join("report.json"));
+    assert_eq!(report["success"], false);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("broken on purpose"),
+        "{report}"
+    );
+    assert_eq!(testkit::sha256(&raw), before, "the source changed");
+}
+
+/// The RPM-family stand-in: Debian's dracut in host-only mode. Opt-in
+/// (`HYPER2KVM_SLOW=1`): dracut's rebuild under TCG takes minutes.
+#[test]
+fn dracut_host_only_guest_fixes_itself_and_boots_on_virtio() {
+    if std::env::var("HYPER2KVM_SLOW").as_deref() != Ok("1") {
+        eprintln!("skipped: set HYPER2KVM_SLOW=1 (a dracut rebuild under TCG takes minutes)");
+        return;
+    }
+    for t in ["debugfs", "qemu-system-x86_64"] {
+        need(t);
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let raw = d.join("guest.raw");
+    fixture(&raw, &["--dracut-host-only"]);
+    let before = testkit::sha256(&raw);
+    let out = d.join("out");
+    let o = migrate(&[
+        raw.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--os",
+        "debian12-64",
+        "-O",
+        "raw",
+        "--accel",
+        "tcg",
+        "--quiet",
+    ]);
+    let report = json(&out.join("report.json"));
+    assert!(
+        o.status.success(),
+        "{}\n{report}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(testkit::sha256(&raw), before, "the source changed");
+    let plan = json(&out.join("plan.json"));
+    assert_eq!(
+        plan["inspection"]["linux"][0]["initramfs_tool"], "dracut",
+        "{}",
+        plan["inspection"]["linux"]
+    );
+    assert_eq!(steps(&plan)[0], "rebuild-initramfs");
+    let b = &report["bootstrap"];
+    for st in b["steps"].as_array().unwrap() {
+        assert_eq!(st["rc"], 0, "{st}");
+    }
+    let rebuild = b["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "verify-initramfs")
+        .expect("verify-initramfs step");
+    assert!(
+        rebuild["output"]
+            .as_str()
+            .unwrap()
+            .contains("carries virtio_blk"),
+        "{rebuild}"
+    );
+    eprintln!(
+        "dracut bootstrap boot: {} s on {}",
+        b["seconds"], b["controller"]
+    );
+    // The guest's own dracut config now adds the drivers.
+    let img = out.join("guest-disk0.raw");
+    let conf = dump(&img, "/etc/dracut.conf.d/90-hyper2kvm-virtio.conf", d)
+        .expect("dracut drop-in written by the fix");
+    assert!(String::from_utf8_lossy(&conf).contains("virtio_blk"));
+    // The final domain boots on virtio.
+    let v = Command::new(bin())
+        .args(["validate"])
+        .arg(&out)
+        .args(["--phase", "final", "--accel", "tcg", "--timeout", "900"])
+        .output()
+        .unwrap();
+    let fin = json(&out.join("validation-final.json"));
+    assert!(
+        v.status.success() && fin["ok"] == true,
+        "{}\n{fin}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(fin["hits"].to_string().contains("login"), "{fin}");
+}
+
+#[test]
+fn no_bootstrap_boot_flag_plans_the_todo_instead_of_the_steps() {
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("guest.raw");
+    fixture(&raw, &["--host-only-initramfs"]);
+    let plan_of = |extra: &[&str]| {
+        let out = t.path().join(format!("out{}", extra.len()));
+        let mut args = vec![
+            raw.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--os",
+            "debian12-64",
+            "--dry-run",
+        ];
+        args.extend(extra);
+        let o = migrate(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        json(&out.join("plan.json"))
+    };
+    let with = plan_of(&[]);
+    assert_eq!(steps(&with)[0], "rebuild-initramfs", "{}", with["actions"]);
+    let without = plan_of(&["--no-bootstrap-boot"]);
+    assert!(steps(&without).is_empty(), "{}", without["actions"]);
+    let todo = without["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "manual" && a["fixer"] == "linux")
+        .unwrap_or_else(|| panic!("no manual line: {}", without["actions"]));
+    assert!(
+        todo["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--no-bootstrap-boot")
+            && todo["reason"]
+                .as_str()
+                .unwrap()
+                .contains("lacks virtio_blk"),
+        "{todo}"
+    );
+    assert!(todo["text"]
+        .as_str()
+        .unwrap()
+        .contains("initramfs not checked"));
+}
