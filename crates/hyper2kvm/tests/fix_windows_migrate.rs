@@ -80,6 +80,14 @@ fn migrate_fixes_the_windows_7_guest_it_finds() {
     assert!(plan["actions"]
         .to_string()
         .contains("no --virtio-win media was given"));
+    // Nothing retires VMware Tools or carries the network over: the plan
+    // says so.
+    let todo = manual_texts(&plan);
+    assert!(
+        todo.iter().any(|t| t.contains("VMware Tools"))
+            && todo.iter().any(|t| t.contains("static IP")),
+        "{todo:?}"
+    );
 
     let out = dir.join("out");
     let plan = migrate(&src, &out, &["--virtio-win", tree.to_str().unwrap()]);
@@ -95,6 +103,20 @@ fn migrate_fixes_the_windows_7_guest_it_finds() {
     );
     assert!(
         !manual_texts(&plan).iter().any(|t| t.contains("0x7B")),
+        "{:?}",
+        manual_texts(&plan)
+    );
+    // The first-boot runner retires the old tools and carries the network
+    // over: no TODO says they are left.
+    assert!(
+        actions.iter().any(|a| a["action"] == "first_boot"),
+        "{}",
+        plan["actions"]
+    );
+    assert!(
+        !manual_texts(&plan)
+            .iter()
+            .any(|t| t.contains("VMware Tools") || t.contains("static IP")),
         "{:?}",
         manual_texts(&plan)
     );

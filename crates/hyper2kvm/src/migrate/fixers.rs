@@ -150,13 +150,17 @@ impl Fixer for PendingOsWork {
                 need("MergeIDE is not applied offline yet", NO_MERGEIDE);
             }
         }
-        if windows {
+        // With media, every install found gets the first-boot runner (or
+        // the migration stops on a refusal), which retires the old tools
+        // and carries static addresses over.
+        let runner_planned = vm.virtio_win.is_some() && !vm.inspection.windows.is_empty();
+        if windows && !runner_planned {
             need(
-                "guest tools of the old hypervisor are not removed offline yet",
+                "no first-boot runner is planned (no --virtio-win media, or no Windows install found), so the old hypervisor's tools are not retired",
                 "Windows: VMware Tools / Hyper-V integration services not disabled; uninstall them after the first boot",
             );
             need(
-                "network settings are not carried over yet",
+                "no first-boot runner is planned, so static addresses do not move to the new NIC",
                 "Windows: static IP settings are tied to the old NIC and will not move to the new one automatically",
             );
         }
