@@ -355,6 +355,11 @@ fn win2022() {
 }
 
 #[test]
+fn win2025() {
+    check_version(Version::Win2025);
+}
+
+#[test]
 fn win11() {
     check_version(Version::Win11);
 }

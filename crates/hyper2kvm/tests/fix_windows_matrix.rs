@@ -848,5 +848,7 @@ cells! {
     win2019_uefi: Win2019 Amd64 Uefi;
     win2022_bios: Win2022 Amd64 Bios;
     win2022_uefi: Win2022 Amd64 Uefi;
+    win2025_bios: Win2025 Amd64 Bios;
+    win2025_uefi: Win2025 Amd64 Uefi;
     win11_uefi: Win11 Amd64 Uefi;
 }

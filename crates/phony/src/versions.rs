@@ -26,6 +26,8 @@ pub enum Version {
     Win2019,
     /// Windows Server 2022.
     Win2022,
+    /// Windows Server 2025 (build 26100, the Windows 11 24H2 kernel).
+    Win2025,
     /// Windows 11 Pro 23H2 (UEFI only).
     Win11,
 }
@@ -85,7 +87,7 @@ pub struct VersionInfo {
 
 impl Version {
     /// Every version, oldest first.
-    pub const ALL: [Version; 9] = [
+    pub const ALL: [Version; 10] = [
         Version::WinXp,
         Version::Win2003,
         Version::Win7,
@@ -94,11 +96,12 @@ impl Version {
         Version::Win2016,
         Version::Win2019,
         Version::Win2022,
+        Version::Win2025,
         Version::Win11,
     ];
 
     /// Parse a CLI name (`xp`, `winxp`, `2003`, `win7`, `2008r2`, `win10`,
-    /// `2016`, `2019`, `2022`, `win11`, or the OS ids).
+    /// `2016`, `2019`, `2022`, `2025`, `win11`, or the OS ids).
     pub fn parse(s: &str) -> Result<Version, Error> {
         let l = s.to_ascii_lowercase();
         let v = match l.trim_start_matches("win").trim_start_matches("dows") {
@@ -110,10 +113,11 @@ impl Version {
             "2016" | "2k16" => Version::Win2016,
             "2019" | "2k19" => Version::Win2019,
             "2022" | "2k22" => Version::Win2022,
+            "2025" | "2k25" => Version::Win2025,
             "11" => Version::Win11,
             _ => {
                 return Err(Error::Layout(format!(
-                    "unknown Windows version {s:?} (expected xp, 2003, win7, 2008r2, win10, 2016, 2019, 2022 or win11)"
+                    "unknown Windows version {s:?} (expected xp, 2003, win7, 2008r2, win10, 2016, 2019, 2022, 2025 or win11)"
                 )))
             }
         };
@@ -228,6 +232,13 @@ impl Version {
                 "win2k22",
                 "Windows Server 2022 Datacenter",
                 20348,
+                true,
+                "ServerDatacenter",
+            ),
+            Version::Win2025 => nt10(
+                "win2k25",
+                "Windows Server 2025 Datacenter",
+                26100,
                 true,
                 "ServerDatacenter",
             ),

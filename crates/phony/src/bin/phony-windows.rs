@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(about, disable_version_flag = true)]
 struct Cli {
-    /// Windows version: xp, 2003, win7, 2008r2, win10, 2016, 2019, 2022, win11.
+    /// Windows version: xp, 2003, win7, 2008r2, win10, 2016, 2019, 2022, 2025, win11.
     #[arg(long = "version")]
     win: String,
     /// Architecture: x86 or x64 (default: the version's).
