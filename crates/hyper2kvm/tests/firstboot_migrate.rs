@@ -98,27 +98,13 @@ fn guest_with(dir: &Path, boot: [u8; 512], lba1: Option<[u8; 512]>) -> PathBuf {
     h.seek(std::io::SeekFrom::Start(0)).unwrap();
     h.write_all(&head).unwrap();
     drop(h);
-    let sectors = std::fs::metadata(&raw).unwrap().len() / 512;
-    std::fs::write(
-        dir.join("win7.vmdk"),
-        format!(
-            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n\
-             createType=\"monolithicFlat\"\n\nRW {sectors} FLAT \"win7-flat.img\" 0\n"
-        ),
-    )
-    .unwrap();
-    let p = dir.join("win7.vmx");
-    std::fs::write(
-        &p,
-        "config.version = \"8\"\nvirtualHW.version = \"14\"\ndisplayName = \"Win7\"\n\
-         guestOS = \"windows7\"\nmemsize = \"256\"\nnumvcpus = \"1\"\n\
-         scsi0.present = \"TRUE\"\nscsi0.virtualDev = \"lsisas1068\"\n\
-         scsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"win7.vmdk\"\n\
-         ethernet0.present = \"TRUE\"\nethernet0.virtualDev = \"vmxnet3\"\n\
+    support::win7_vmware_vm(
+        dir,
+        &raw,
+        256,
+        "ethernet0.present = \"TRUE\"\nethernet0.virtualDev = \"vmxnet3\"\n\
          ethernet0.addressType = \"static\"\nethernet0.address = \"00:50:56:01:02:03\"\n",
     )
-    .unwrap();
-    p
 }
 
 fn migrate(vmx: &Path, out: &Path, extra: &[&str]) -> Output {

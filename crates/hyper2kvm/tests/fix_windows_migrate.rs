@@ -16,25 +16,7 @@ use winimg::*;
 
 /// A VMX whose only disk is a monolithicFlat VMDK over `raw`.
 fn vmx(dir: &Path, raw: &Path) -> PathBuf {
-    let sectors = std::fs::metadata(raw).unwrap().len() / 512;
-    std::fs::write(
-        dir.join("win7.vmdk"),
-        format!(
-            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW {sectors} FLAT \"{}\" 0\n",
-            raw.file_name().unwrap().to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let p = dir.join("win7.vmx");
-    std::fs::write(
-        &p,
-        "config.version = \"8\"\nvirtualHW.version = \"14\"\ndisplayName = \"Win7\"\n\
-         guestOS = \"windows7\"\nmemsize = \"1024\"\nnumvcpus = \"1\"\n\
-         scsi0.present = \"TRUE\"\nscsi0.virtualDev = \"lsisas1068\"\n\
-         scsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"win7.vmdk\"\n",
-    )
-    .unwrap();
-    p
+    support::win7_vmware_vm(dir, raw, 1024, "")
 }
 
 fn migrate(vmx: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {

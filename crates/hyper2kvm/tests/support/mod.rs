@@ -31,3 +31,32 @@ pub fn fake_virtio_win(dir: &Path, list: &str, extra: &[&str]) -> std::path::Pat
     .unwrap();
     dir.to_path_buf()
 }
+
+/// A VMware VM "Win7" over the raw disk `raw` (which must sit in `dir`):
+/// `win7.vmdk`, a monolithicFlat descriptor naming it, and `win7.vmx`
+/// (guest OS windows7, `memsize` MiB, the disk on an LSI SAS controller)
+/// with the `extra` VMX lines appended. Returns the VMX path.
+pub fn win7_vmware_vm(dir: &Path, raw: &Path, memsize: u32, extra: &str) -> std::path::PathBuf {
+    let sectors = std::fs::metadata(raw).unwrap().len() / 512;
+    std::fs::write(
+        dir.join("win7.vmdk"),
+        format!(
+            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n\
+             createType=\"monolithicFlat\"\n\nRW {sectors} FLAT \"{}\" 0\n",
+            raw.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let p = dir.join("win7.vmx");
+    std::fs::write(
+        &p,
+        format!(
+            "config.version = \"8\"\nvirtualHW.version = \"14\"\ndisplayName = \"Win7\"\n\
+             guestOS = \"windows7\"\nmemsize = \"{memsize}\"\nnumvcpus = \"1\"\n\
+             scsi0.present = \"TRUE\"\nscsi0.virtualDev = \"lsisas1068\"\n\
+             scsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"win7.vmdk\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    p
+}
