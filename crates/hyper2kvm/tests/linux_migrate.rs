@@ -9,13 +9,16 @@
 //!   with its NIC still `ens192` and holding its address; read back with
 //!   debugfs and lsinitramfs.
 //! - `--no-bootstrap-boot` plans the TODO line instead of the steps.
-//! - Opt-in (`HYPER2KVM_SLOW=1`): the dracut host-only guest likewise.
+//! - Opt-in (`HYPER2KVM_SLOW=1`): the dracut host-only guest likewise;
+//!   a host-only UEFI guest (GPT, ESP at /boot/efi, GRUB x86_64-efi) with
+//!   `firmware = "efi"` boots its final domain with OVMF.
 //! - A guest whose initrd already has virtio plans no bootstrap boot.
 //! - A guest whose own `update-initramfs` fails: the migration fails with
 //!   its text and leaves only `report.json`.
 //!
 //! Oracles: debugfs (file contents), blkid (UUID), lsinitramfs
-//! (initramfs-tools' own lister), e2fsck -fn, the guest's console, sha256.
+//! (initramfs-tools' own lister), e2fsck -fn, mtools (the ESP), the
+//! guest's console, sha256.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -63,6 +66,12 @@ fn fs(img: &Path) -> String {
 
 /// `debugfs -R 'dump PATH OUT'`: the file's bytes, None when absent.
 fn dump(img: &Path, path: &str, tmp: &Path) -> Option<Vec<u8>> {
+    dump_at(img, PART, path, tmp)
+}
+
+/// [`dump`] from the ext4 at `part` (`offset=BYTES`).
+fn dump_at(img: &Path, part: &str, path: &str, tmp: &Path) -> Option<Vec<u8>> {
+    let fs = |img: &Path| format!("{}?{part}", img.display());
     let out = tmp.join("dump.bin");
     let _ = std::fs::remove_file(&out);
     let stat = Command::new("debugfs")
@@ -104,6 +113,19 @@ fn put(img: &Path, path: &str, data: &[u8], mode: &str, tmp: &Path) {
             String::from_utf8_lossy(&r.stderr)
         );
     }
+}
+
+/// The kernel version of the grub.cfg's first `initrd` line.
+fn grub_kver(cfg: &[u8]) -> String {
+    String::from_utf8_lossy(cfg)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("initrd\t/boot/initrd.img-")
+                .or_else(|| l.trim().strip_prefix("initrd /boot/initrd.img-"))
+                .map(str::to_string)
+        })
+        .expect("initrd line in grub.cfg")
 }
 
 /// initramfs-tools' own lister.
@@ -569,4 +591,157 @@ fn no_bootstrap_boot_flag_plans_the_todo_instead_of_the_steps() {
         .as_str()
         .unwrap()
         .contains("initramfs not checked"));
+}
+
+/// The UEFI guest's root: partition 2 of the GPT, after the 64 MiB ESP at
+/// 1 MiB (tests/fixtures/linux-guest.sh --uefi).
+const UEFI_ROOT: &str = "offset=68157440";
+/// Its ESP, as mtools names it.
+const UEFI_ESP: &str = "@@1048576";
+
+const VMX_UEFI: &str = r#"config.version = "8"
+virtualHW.version = "19"
+displayName = "deb-uefi"
+guestOS = "debian12-64"
+firmware = "efi"
+memsize = "1024"
+numvcpus = "1"
+scsi0.present = "TRUE"
+scsi0.virtualDev = "pvscsi"
+scsi0:0.present = "TRUE"
+scsi0:0.fileName = "deb-uefi.vmdk"
+"#;
+
+/// A host-only UEFI guest (GPT, FAT ESP mounted at /boot/efi, GRUB
+/// x86_64-efi at `\EFI\BOOT\BOOTX64.EFI`) from VMware: the bootstrap boot
+/// rebuilds its initramfs, the final domain boots it with OVMF on
+/// virtio-blk to `login:` (so systemd mounted the ESP too). Opt-in
+/// (`HYPER2KVM_SLOW=1`): OVMF under TCG is slow.
+#[test]
+fn uefi_host_only_guest_fixes_itself_and_boots_with_ovmf_on_virtio() {
+    if std::env::var("HYPER2KVM_SLOW").as_deref() != Ok("1") {
+        eprintln!("skipped: set HYPER2KVM_SLOW=1 (an OVMF boot under TCG takes minutes)");
+        return;
+    }
+    for t in [
+        "debugfs",
+        "lsinitramfs",
+        "mdir",
+        "qemu-img",
+        "qemu-system-x86_64",
+    ] {
+        need(t);
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let src = d.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let raw = d.join("guest.raw");
+    fixture(&raw, &["--host-only-initramfs", "--uefi"]);
+    let cfg = dump_at(&raw, UEFI_ROOT, "/boot/grub/grub.cfg", d).unwrap();
+    let initrd_path = format!("/boot/initrd.img-{}", grub_kver(&cfg));
+    let old_initrd = dump_at(&raw, UEFI_ROOT, &initrd_path, d).unwrap();
+    assert!(!lsinitramfs(&old_initrd, d).contains("virtio_blk.ko"));
+    let fstab = String::from_utf8(dump_at(&raw, UEFI_ROOT, "/etc/fstab", d).unwrap()).unwrap();
+    assert!(
+        fstab
+            .lines()
+            .any(|l| l.starts_with("UUID=") && l.contains(" /boot/efi vfat ")),
+        "{fstab}"
+    );
+    let vmdk = src.join("deb-uefi.vmdk");
+    sh(Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "vmdk", "-o"])
+        .arg("subformat=streamOptimized,adapter_type=lsilogic")
+        .arg(&raw)
+        .arg(&vmdk));
+    std::fs::remove_file(&raw).unwrap();
+    let vmx = src.join("deb-uefi.vmx");
+    std::fs::write(&vmx, VMX_UEFI).unwrap();
+    let before = testkit::sha256(&vmdk);
+
+    let out = d.join("out");
+    let o = migrate(&[
+        vmx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-O",
+        "raw",
+        "--validate",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "1500",
+        "--quiet",
+    ]);
+    let report = json(&out.join("report.json"));
+    assert!(
+        o.status.success(),
+        "{}\n{}\n{report}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(testkit::sha256(&vmdk), before, "the source VMDK changed");
+    let plan = json(&out.join("plan.json"));
+    assert_eq!(steps(&plan)[0], "rebuild-initramfs", "{}", plan["actions"]);
+    let b = &report["bootstrap"];
+    for st in b["steps"].as_array().unwrap() {
+        assert_eq!(st["rc"], 0, "{st}");
+    }
+    eprintln!(
+        "UEFI bootstrap boot: {} s on {}",
+        b["seconds"], b["controller"]
+    );
+
+    // The final domain: OVMF (no Secure Boot), disk on virtio.
+    let fin = std::fs::read_to_string(out.join("deb-uefi-final.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&fin).unwrap();
+    let loader = doc
+        .descendants()
+        .find(|n| n.has_tag_name("os"))
+        .and_then(|os| os.children().find(|c| c.has_tag_name("loader")))
+        .unwrap_or_else(|| panic!("no <os><loader> in the final domain:\n{fin}"));
+    assert_eq!(loader.attribute("type"), Some("pflash"), "{fin}");
+    assert_eq!(loader.attribute("secure"), Some("no"), "{fin}");
+    assert!(loader.text().is_some_and(|p| p.contains("OVMF")), "{fin}");
+    let disk_bus = doc
+        .descendants()
+        .find(|n| n.has_tag_name("disk") && n.attribute("device") == Some("disk"))
+        .and_then(|n| n.children().find(|c| c.has_tag_name("target")))
+        .and_then(|t| t.attribute("bus"));
+    assert_eq!(disk_bus, Some("virtio"), "{fin}");
+    let v = json(&out.join("validation-final.json"));
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["hits"].to_string().contains("login"), "{v}");
+    // Booted by OVMF through the ESP's loader, and systemd mounted the ESP.
+    let serial = PathBuf::from(v["serial_log"].as_str().expect("serial_log"));
+    let console = String::from_utf8_lossy(&std::fs::read(&serial).unwrap()).into_owned();
+    assert!(
+        console.contains("BdsDxe: starting Boot"),
+        "no OVMF boot line on the console:\n{console}"
+    );
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("Mounted") && l.contains("boot-efi.mount")) // (ANSI colours between)
+            && !console.contains("Failed to mount"),
+        "/boot/efi not mounted:\n{console}"
+    );
+
+    // The output disk, read back: the new initrd, the ESP's loader.
+    let img = out.join("deb-uefi-disk0.raw");
+    let new_initrd = dump_at(&img, UEFI_ROOT, &initrd_path, d).unwrap();
+    assert!(lsinitramfs(&new_initrd, d).contains("virtio_blk.ko"));
+    let esp = Command::new("mdir")
+        .arg("-i")
+        .arg(format!("{}{UEFI_ESP}", img.display()))
+        .arg("::/EFI/BOOT")
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&esp.stdout);
+    assert!(
+        esp.status.success() && listing.contains("BOOTX64  EFI"),
+        "{listing}{}",
+        String::from_utf8_lossy(&esp.stderr)
+    );
 }
