@@ -258,9 +258,22 @@ fn cid_mismatch_is_a_warning() {
     // "Modify" the parent: change its CID.
     let text = std::fs::read_to_string(dir.join("base.vmdk")).unwrap();
     let d = vdisk::vmdk::parse_descriptor(&text).unwrap();
-    let old = format!("CID={:08x}", d.cid.unwrap());
+    // qemu writes the CID without zero padding (`CID=%x`): replace the
+    // whole line, whatever its width.
     let new = format!("CID={:08x}", d.cid.unwrap() ^ 0x1111_1111);
-    std::fs::write(dir.join("base.vmdk"), text.replacen(&old, &new, 1)).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("CID=") {
+                new.as_str()
+            } else {
+                l
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(edited, text, "no CID= line in {text}");
+    std::fs::write(dir.join("base.vmdk"), edited).unwrap();
     let disk = vdisk::open(&dir.join("delta.vmdk")).unwrap();
     let w = disk.layer().warnings;
     assert!(
