@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::{bin, need};
+use support::{bin, json, need};
 
 fn in_dir(dir: &Path, args: &[&str]) -> Output {
     Command::new(bin())
@@ -22,11 +22,6 @@ fn in_dir(dir: &Path, args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
 }
 
 /// Every `<disk><source file=…>` of a libvirt XML.

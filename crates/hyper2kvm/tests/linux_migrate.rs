@@ -21,11 +21,11 @@
 //! guest's console, sha256.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod support;
 
-use support::{bin, need, run as sh};
+use support::{bin, json, migrate, need, run as sh};
 
 const PART: &str = "offset=1048576";
 
@@ -45,19 +45,6 @@ fn fixture(out: &Path, variant: &[&str]) {
         "tests/fixtures/linux-guest.sh failed (needs root, debootstrap, loop devices):\n{}",
         String::from_utf8_lossy(&res.stderr)
     );
-}
-
-fn migrate(args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("migrate")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
 }
 
 fn fs(img: &Path) -> String {

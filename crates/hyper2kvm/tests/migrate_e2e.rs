@@ -12,20 +12,7 @@ use testkit::sha256_hex;
 
 mod support;
 
-use support::{bin, dir_sums, need, run as sh};
-
-fn migrate(args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("migrate")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
-}
+use support::{dir_sums, json, migrate, need, run as sh};
 
 fn run_seed(seed: Seed, geometry: &str) -> (Output, PathBuf, tempfile::TempDir) {
     let t = tempfile::tempdir().unwrap();

@@ -12,26 +12,13 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::{bin, dir_sums, need};
-
-fn migrate(args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("migrate")
-        .args(args)
-        .output()
-        .unwrap()
-}
+use support::{bin, dir_sums, json, migrate, need};
 
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
 }
 
 fn names(dir: &Path) -> Vec<String> {

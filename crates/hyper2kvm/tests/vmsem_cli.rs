@@ -5,24 +5,11 @@
 
 use hyper2kvm::migrate::source::{check_domains, load, Overrides};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod support;
 
-use support::{bin, dir_sums, need, run as sh};
-
-fn migrate(args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("migrate")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap()
-}
+use support::{dir_sums, json, migrate, need, run as sh};
 
 fn warnings(v: &serde_json::Value) -> Vec<String> {
     v["warnings"]

@@ -60,3 +60,18 @@ pub fn win7_vmware_vm(dir: &Path, raw: &Path, memsize: u32, extra: &str) -> std:
     .unwrap();
     p
 }
+
+/// `hyper2kvm migrate ARGS...`, its output captured.
+pub fn migrate(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin())
+        .arg("migrate")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A JSON file (report.json, plan.json), parsed; the path in the panic.
+pub fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
+}
