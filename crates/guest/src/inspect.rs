@@ -218,6 +218,10 @@ pub struct LinuxInstall {
     pub root: Option<VolumeRef>,
     /// `VG/LV` when the root is an LVM2 logical volume.
     pub root_lv: Option<String>,
+    /// The btrfs subvolume holding the root when it is not the default
+    /// one (`@`: fstab mounts it with `subvol=@`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_subvol: Option<String>,
     /// Filesystem of the root (`ext4`, `xfs`, `btrfs`).
     pub root_fs: Option<String>,
     /// `/boot`, when separate (for a `/boot` on LVM: the physical
@@ -225,6 +229,10 @@ pub struct LinuxInstall {
     pub boot: Option<VolumeRef>,
     /// `VG/LV` when a separate `/boot` is an LVM2 logical volume.
     pub boot_lv: Option<String>,
+    /// Separate volumes the guest's fstab mounts at or below `/boot`
+    /// (`/boot`, `/boot/efi`), shortest path first: what a bootstrap boot
+    /// mounts before it touches the kernel, initrd or boot loader config.
+    pub boot_mounts: Vec<LinuxMount>,
     /// Firmware the install boots with (an ESP holding its loader: UEFI).
     pub firmware: Option<Firmware>,
     /// `ID` from os-release.
@@ -306,6 +314,17 @@ pub struct LinuxDeviceName {
     pub device: String,
     /// `UUID=...` it maps to, when resolved.
     pub replacement: Option<String>,
+}
+
+/// A volume mounted by the guest's fstab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinuxMount {
+    /// Mount point (`/boot`).
+    pub path: String,
+    /// Filesystem type as `mount -t` takes it (`xfs`, `ext4`, `vfat`).
+    pub fs: String,
+    /// Its UUID (FAT: `XXXX-XXXX`).
+    pub uuid: String,
 }
 
 /// A file rewrite planned by inspection.

@@ -25,7 +25,8 @@
 //! 4. reads the result disk back ([`parse_result`]) and fails with the
 //!    guest's own error text when a step failed.
 //!
-//! The steps of `fix.sh`: remount `/` rw; add virtio_blk, virtio_scsi,
+//! The steps of `fix.sh`: remount `/` rw; mount the separate volumes at
+//! or below `/boot` by type and UUID ([`Bootstrap::mounts`]); add virtio_blk, virtio_scsi,
 //! virtio_pci, virtio_net to `/etc/initramfs-tools/modules` (dracut: an
 //! `add_drivers` file in `/etc/dracut.conf.d/`); replace files whose old
 //! contents the caller inspected ([`FileEdit`]: fstab/crypttab rewritten to
@@ -137,6 +138,10 @@ pub struct Bootstrap {
     pub edits: Vec<FileEdit>,
     /// Interface names to pin.
     pub links: Vec<LinkPin>,
+    /// Separate volumes at or below `/boot` to mount (by type and UUID)
+    /// before anything there is read or written; unmounted at the end.
+    /// A `vfat` one (the ESP) that will not mount is reported, not fatal.
+    pub mounts: Vec<guest::inspect::LinuxMount>,
     /// Working directory (kernel/initrd copies, result disk, serial log).
     pub work_dir: PathBuf,
     /// Time limit of the boot.
@@ -324,6 +329,8 @@ finish() {
     echo "H2K-END rc=$1" >> "$LOG"
     result
     sync
+    for p in $MOUNTED; do umount "$p" 2>/dev/null || con "h2k: cannot unmount $p"; done
+    sync
     mount -o remount,ro / 2>/dev/null || con "h2k: / stays rw (busy)"
     sync
     con "h2k: done (rc=$1), powering off"
@@ -346,6 +353,29 @@ step() {
 }
 
 remount_rw() { mount -o remount,rw /; }
+
+is_mounted() { while read -r _ m _; do [ "$m" = "$1" ] && return 0; done < /proc/mounts; return 1; }
+
+# Each entry of $MOUNTS: path|type|uuid. The guest's own modprobe loads
+# the filesystem driver (the initramfs may lack it).
+MOUNTED=""
+mount_boot() {
+    [ -n "$MOUNTS" ] || { echo "no separate /boot volumes"; return 0; }
+    for m in $MOUNTS; do
+        p=${m%%|*}; r=${m#*|}; t=${r%%|*}; u=${r#*|}
+        if is_mounted "$p"; then echo "$p is mounted already"; continue; fi
+        modprobe "$t" 2>/dev/null
+        [ "$t" = vfat ] && modprobe nls_cp437 2>/dev/null && modprobe nls_ascii 2>/dev/null
+        if mount -t "$t" "UUID=$u" "$p"; then
+            echo "mounted $p ($t, UUID=$u)"
+            MOUNTED="$p $MOUNTED"
+        elif [ "$t" = vfat ]; then
+            echo "could not mount $p ($t, UUID=$u); the steps do not need it"
+        else
+            echo "cannot mount $p ($t, UUID=$u)"; return 1
+        fi
+    done
+}
 
 tool() {
     if [ -f /etc/initramfs-tools/initramfs.conf ] && command -v update-initramfs >/dev/null; then
@@ -440,6 +470,7 @@ selinux() {
 
 con "h2k: fix script running in the guest's root ($(uname -r))"
 step remount-rw remount_rw
+step mount-boot mount_boot
 step virtio-modules add_modules
 step edit-files edit_files
 step pin-interface-names pin_links
@@ -473,6 +504,17 @@ fn validate(b: &Bootstrap) -> Result<(), LinuxFixError> {
     for e in &b.edits {
         if !e.path.starts_with('/') || !plain(&e.path) {
             return Err(LinuxFixError::Input(format!("edit path {:?}", e.path)));
+        }
+    }
+    for m in &b.mounts {
+        let fs_ok = !m.fs.is_empty() && m.fs.chars().all(|c| c.is_ascii_alphanumeric());
+        let uuid_ok =
+            !m.uuid.is_empty() && m.uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        if !m.path.starts_with('/') || !plain(&m.path) || !fs_ok || !uuid_ok {
+            return Err(LinuxFixError::Input(format!(
+                "mount {} ({}, UUID={})",
+                m.path, m.fs, m.uuid
+            )));
         }
     }
     for l in &b.links {
@@ -520,14 +562,20 @@ fn validate(b: &Bootstrap) -> Result<(), LinuxFixError> {
 pub fn fix_script(b: &Bootstrap, nonce: &str) -> String {
     let edits: Vec<String> = (0..b.edits.len()).map(|i| format!("edit{i}")).collect();
     let links: Vec<String> = b.links.iter().map(|l| l.name.clone()).collect();
+    let mounts: Vec<String> = b
+        .mounts
+        .iter()
+        .map(|m| format!("{}|{}|{}", m.path, m.fs, m.uuid))
+        .collect();
     format!(
-        "#!/bin/sh\n# hyper2kvm bootstrap fix script (runs in the guest's root).\nKVER={}\nINITRD={}\nNONCE={}\nMODS={}\nEDITS={}\nLINKS={}\n{FIX_BODY}",
+        "#!/bin/sh\n# hyper2kvm bootstrap fix script (runs in the guest's root).\nKVER={}\nINITRD={}\nNONCE={}\nMODS={}\nEDITS={}\nLINKS={}\nMOUNTS={}\n{FIX_BODY}",
         sq(&b.kernel_version),
         sq(&b.initrd_path),
         sq(nonce),
         sq(&VIRTIO_MODULES.join(" ")),
         sq(&edits.join(" ")),
         sq(&links.join(" ")),
+        sq(&mounts.join(" ")),
     )
 }
 

@@ -8,11 +8,14 @@
 //! Oracles: debugfs (file contents), blkid (UUID), e2fsck -fn, the
 //! initramfs-tools-built initrd itself, and the guest's console.
 
+use guest::inspect::LinuxMount;
 use guest::linux::bootcfg::default_boot;
 use guest::linux::fstab::{rewrite, TabKind};
 use guest::linux::initrd::{Initrd, Presence};
 use guest::linux::kconfig::{bzimage_release, KernelConfig, State};
-use hyper2kvm::linuxfix::{choose_controller, run_bootstrap, Bootstrap, FileEdit, LinkPin};
+use hyper2kvm::linuxfix::{
+    choose_controller, fix_script, run_bootstrap, Bootstrap, FileEdit, LinkPin,
+};
 use hyper2kvm::validate::{boot, Accel, BootOutcome, BootSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -241,6 +244,7 @@ fn host_only_guest_fixes_itself_and_boots_on_virtio() {
             mac: "52:54:00:12:34:56".into(),
             name: "ens192".into(),
         }],
+        mounts: vec![],
         work_dir: tmp.join("bootstrap"),
         timeout: Duration::from_secs(1800),
         memory_mib: 1024,
@@ -360,6 +364,11 @@ fn extra_archive_cmdline_and_result_log() {
             mac: "00:50:56:3F:12:34".into(),
             name: "ens192".into(),
         }],
+        mounts: vec![LinuxMount {
+            path: "/boot".into(),
+            fs: "xfs".into(),
+            uuid: "4c9f0a6e-2f7b-4f0e-9a51-0d6c8b1e2a33".into(),
+        }],
         work_dir: PathBuf::from("/nonexistent"),
         timeout: Duration::from_secs(1),
         memory_mib: 512,
@@ -419,6 +428,26 @@ fn extra_archive_cmdline_and_result_log() {
     let mut bad = b.clone();
     bad.links[0].name = "../../x".into();
     assert!(extra_cpio(&bad, "n").is_err());
+    let mut bad = b.clone();
+    bad.mounts[0].uuid = "x; reboot".into();
+    assert!(extra_cpio(&bad, "n").is_err());
+    // The /boot volume is mounted by type and UUID before any step
+    // touches it, and unmounted before the power-off.
+    let script = fix_script(&b, "n");
+    assert!(
+        script.contains("MOUNTS='/boot|xfs|4c9f0a6e-2f7b-4f0e-9a51-0d6c8b1e2a33'\n"),
+        "{script}"
+    );
+    let order: Vec<usize> = [
+        "step remount-rw",
+        "step mount-boot",
+        "step edit-files",
+        "step rebuild-initramfs",
+    ]
+    .iter()
+    .map(|s| script.find(s).unwrap_or_else(|| panic!("{s} missing")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
 
     let log = "H2K-STEP remount-rw\nH2K-RC remount-rw 0\nH2K-STEP rebuild-initramfs\nupdate-initramfs: Generating /boot/initrd.img-6.1.0-50-amd64\nE: something broke\nH2K-RC rebuild-initramfs 1\nH2K-END rc=1\n";
     let (steps, end) = parse_result(log);

@@ -732,3 +732,328 @@ fn uefi_host_only_guest_fixes_itself_and_boots_with_ovmf_on_virtio() {
         String::from_utf8_lossy(&esp.stderr)
     );
 }
+
+/// A VMX for `name`.vmdk on controller `bus` (`lsisas1068`, `sata`), with
+/// a static vmxnet3 MAC.
+fn vmx_for(name: &str, bus: &str, mac: &str) -> String {
+    let disk = if bus == "sata" {
+        format!("sata0.present = \"TRUE\"\nsata0:0.present = \"TRUE\"\nsata0:0.fileName = \"{name}.vmdk\"\n")
+    } else {
+        format!("scsi0.present = \"TRUE\"\nscsi0.virtualDev = \"{bus}\"\nscsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"{name}.vmdk\"\n")
+    };
+    format!(
+        "config.version = \"8\"\nvirtualHW.version = \"19\"\ndisplayName = \"{name}\"\nguestOS = \"debian12-64\"\nmemsize = \"1024\"\nnumvcpus = \"1\"\n{disk}ethernet0.present = \"TRUE\"\nethernet0.virtualDev = \"vmxnet3\"\nethernet0.addressType = \"static\"\nethernet0.address = \"{mac}\"\n"
+    )
+}
+
+/// Convert the fixture `raw` to `src/<name>.vmdk` (monolithicSparse) and
+/// write its VMX; returns the VMX path and the VMDK's sha256.
+fn vmware_source(raw: &Path, src: &Path, name: &str, bus: &str) -> (PathBuf, Vec<u8>) {
+    std::fs::create_dir_all(src).unwrap();
+    let vmdk = src.join(format!("{name}.vmdk"));
+    sh(Command::new("qemu-img")
+        .args([
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "adapter_type=lsilogic",
+        ])
+        .arg(raw)
+        .arg(&vmdk));
+    let vmx = src.join(format!("{name}.vmx"));
+    std::fs::write(&vmx, vmx_for(name, bus, "00:50:56:12:34:58")).unwrap();
+    let sum = testkit::sha256(&vmdk);
+    (vmx, sum)
+}
+
+/// The bootstrap boot's steps from report.json, each checked rc 0;
+/// (name, output).
+fn bootstrap_steps(report: &serde_json::Value) -> Vec<(String, String)> {
+    let b = &report["bootstrap"];
+    let steps = b["steps"].as_array().unwrap_or_else(|| panic!("{b}"));
+    for st in steps {
+        assert_eq!(st["rc"], 0, "{st}");
+    }
+    eprintln!("bootstrap boot: {} s on {}", b["seconds"], b["controller"]);
+    steps
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["output"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The final domain's validation reached `login:`.
+fn assert_final_login(out: &Path) {
+    let v = json(&out.join("validation-final.json"));
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["hits"].to_string().contains("login"), "{v}");
+}
+
+/// A filesystem image mounted read-only by the host kernel (the test
+/// oracle for XFS and btrfs contents); unmounted on drop.
+struct RoMount(PathBuf);
+
+impl RoMount {
+    fn new(image: &Path, opts: &str, at: &Path) -> RoMount {
+        std::fs::create_dir_all(at).unwrap();
+        sh(Command::new("mount")
+            .args(["-o", &format!("ro,loop{opts}")])
+            .arg(image)
+            .arg(at));
+        RoMount(at.to_path_buf())
+    }
+    fn read(&self, path: &str) -> Vec<u8> {
+        std::fs::read(self.0.join(path.trim_start_matches('/')))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+}
+
+impl Drop for RoMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `dd` `count` sectors at sector `skip` of `img` into `out` (sparse).
+fn extract(img: &Path, skip: u64, count: u64, out: &Path) {
+    sh(Command::new("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", out.display()))
+        .args(["bs=512", "conv=sparse", "status=none"])
+        .arg(format!("skip={skip}"))
+        .arg(format!("count={count}")));
+}
+
+/// The LVM guest's /boot: XFS partition 1 (512 MiB at sector 2048).
+const LVM_BOOT: (u64, u64) = (2048, 1048576);
+/// Its root LV's ext4: partition 2 at sector 1050624, first extent 1 MiB
+/// into the PV (LVM's default pe_start).
+const LVM_ROOT: &str = "offset=538968064";
+
+/// RHEL's layout: `/boot` on XFS (partition 1, named `/dev/sda1` in
+/// fstab), root ext4 on the LVM2 LV `h2kvg/root`, a host-only initrd, the
+/// VM on LSI SAS. The bootstrap boot mounts the XFS `/boot` by UUID,
+/// rebuilds the initrd there and rewrites fstab; the final domain boots
+/// on virtio-blk to `login:` (with `/dev/sda1` left in fstab systemd
+/// would stop in emergency mode). Read back with the host kernel's XFS
+/// (mount -o ro), xfs_repair -n, debugfs through the LV's offset,
+/// lsinitramfs and blkid.
+#[test]
+fn lvm_root_with_xfs_boot_on_lsi_sas_fixes_itself_and_boots_on_virtio() {
+    for t in [
+        "debugfs",
+        "blkid",
+        "lsinitramfs",
+        "xfs_repair",
+        "mount",
+        "qemu-img",
+        "qemu-system-x86_64",
+    ] {
+        need(t);
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let raw = d.join("guest.raw");
+    fixture(&raw, &["--host-only-initramfs", "--lvm-xfs-boot"]);
+    let boot_src = d.join("boot-src.xfs");
+    extract(&raw, LVM_BOOT.0, LVM_BOOT.1, &boot_src);
+    let boot_uuid = String::from_utf8(
+        Command::new("blkid")
+            .args(["-p", "-s", "UUID", "-o", "value"])
+            .arg(&boot_src)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    assert_eq!(boot_uuid.len(), 36, "{boot_uuid:?}");
+    let (kver, old_initrd) = {
+        let m = RoMount::new(&boot_src, "", &d.join("mnt-src"));
+        let kver = grub_kver(&m.read("/grub/grub.cfg"));
+        let initrd = m.read(&format!("/initrd.img-{kver}"));
+        (kver, initrd)
+    };
+    std::fs::remove_file(&boot_src).unwrap();
+    let old_list = lsinitramfs(&old_initrd, d);
+    assert!(!old_list.contains("virtio_blk.ko") && old_list.contains("dm-mod.ko"));
+    let fstab_old = String::from_utf8(dump_at(&raw, LVM_ROOT, "/etc/fstab", d).unwrap()).unwrap();
+    assert!(fstab_old.contains("/dev/sda1 /boot xfs"), "{fstab_old}");
+    let (vmx, before) = vmware_source(&raw, &d.join("src"), "deb-lvm", "lsisas1068");
+    std::fs::remove_file(&raw).unwrap();
+
+    let out = d.join("out");
+    let o = migrate(&[
+        vmx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-O",
+        "raw",
+        "--validate",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "900",
+        "--quiet",
+    ]);
+    let report = json(&out.join("report.json"));
+    assert!(
+        o.status.success(),
+        "{}\n{report}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        testkit::sha256(&d.join("src/deb-lvm.vmdk")),
+        before,
+        "the source VMDK changed"
+    );
+
+    // Inspection: root on the LV, /boot the XFS partition, mounted by UUID.
+    let plan = json(&out.join("plan.json"));
+    let li = &plan["inspection"]["linux"][0];
+    assert_eq!(li["root_lv"], "h2kvg/root", "{li}");
+    assert_eq!(li["boot"]["partition"], 1, "{li}");
+    assert_eq!(
+        li["boot_mounts"],
+        serde_json::json!([{"path": "/boot", "fs": "xfs", "uuid": boot_uuid}]),
+        "{li}"
+    );
+    let s = steps(&plan);
+    assert!(
+        s.contains(&"rebuild-initramfs".to_string()) && s.contains(&"edit-/etc/fstab".to_string()),
+        "{s:?}"
+    );
+
+    // The bootstrap boot mounted /boot, rebuilt there.
+    let st = bootstrap_steps(&report);
+    let mount = st
+        .iter()
+        .find(|s| s.0 == "mount-boot")
+        .expect("mount-boot step");
+    assert!(
+        mount
+            .1
+            .contains(&format!("mounted /boot (xfs, UUID={boot_uuid})")),
+        "{mount:?}"
+    );
+    assert_final_login(&out);
+
+    // Read back: fstab on the LV, the initrds on the XFS /boot.
+    let img = out.join("deb-lvm-disk0.raw");
+    let fstab = String::from_utf8(dump_at(&img, LVM_ROOT, "/etc/fstab", d).unwrap()).unwrap();
+    assert!(
+        fstab.contains(&format!("UUID={boot_uuid} /boot xfs"))
+            && fstab.contains("/dev/mapper/h2kvg-root / ext4")
+            && !fstab.contains("/dev/sda1"),
+        "{fstab}"
+    );
+    let boot = d.join("boot-out.xfs");
+    extract(&img, LVM_BOOT.0, LVM_BOOT.1, &boot);
+    let repair = Command::new("xfs_repair")
+        .args(["-n", "-f"])
+        .arg(&boot)
+        .output()
+        .unwrap();
+    assert!(
+        repair.status.success(),
+        "xfs_repair -n (the guest must unmount /boot): {}{}",
+        String::from_utf8_lossy(&repair.stdout),
+        String::from_utf8_lossy(&repair.stderr)
+    );
+    let m = RoMount::new(&boot, "", &d.join("mnt-out"));
+    let list = lsinitramfs(&m.read(&format!("/initrd.img-{kver}")), d);
+    for mo in ["virtio_blk.ko", "virtio_scsi.ko", "dm-mod.ko"] {
+        assert!(list.contains(mo), "{mo} missing from the new initrd");
+    }
+    assert_eq!(
+        m.read(&format!("/initrd.img-{kver}.hyper2kvm-backup")),
+        old_initrd,
+        "the backup is the source's initrd byte for byte"
+    );
+}
+
+/// Debian's btrfs layout (opt-in `HYPER2KVM_SLOW=1`): root in the
+/// subvolume `@` (`subvol=@` in fstab, `rootflags=subvol=@` on the
+/// kernel command line), `/boot` inside it, a host-only initrd, the VM on
+/// SATA. Inspection finds the root in `@`; the bootstrap boot rebuilds
+/// the initrd; the final domain boots on virtio-blk to `login:`. Read
+/// back with the host kernel's btrfs (mount -o ro,subvol=@).
+#[test]
+fn btrfs_subvolume_root_guest_fixes_itself_and_boots_on_virtio() {
+    if std::env::var("HYPER2KVM_SLOW").as_deref() != Ok("1") {
+        eprintln!("skipped: set HYPER2KVM_SLOW=1 (two TCG boots)");
+        return;
+    }
+    for t in ["lsinitramfs", "mount", "qemu-img", "qemu-system-x86_64"] {
+        need(t);
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let raw = d.join("guest.raw");
+    fixture(&raw, &["--host-only-initramfs", "--btrfs"]);
+    let part = d.join("part.btrfs");
+    extract(&raw, 2048, 4192256, &part);
+    let (kver, old_initrd) = {
+        let m = RoMount::new(&part, ",subvol=@", &d.join("mnt-src"));
+        let kver = grub_kver(&m.read("/boot/grub/grub.cfg"));
+        let initrd = m.read(&format!("/boot/initrd.img-{kver}"));
+        (kver, initrd)
+    };
+    std::fs::remove_file(&part).unwrap();
+    let (vmx, before) = vmware_source(&raw, &d.join("src"), "deb-btrfs", "sata");
+    std::fs::remove_file(&raw).unwrap();
+
+    let out = d.join("out");
+    let o = migrate(&[
+        vmx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-O",
+        "raw",
+        "--validate",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "900",
+        "--quiet",
+    ]);
+    let report = json(&out.join("report.json"));
+    assert!(
+        o.status.success(),
+        "{}\n{report}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(testkit::sha256(&d.join("src/deb-btrfs.vmdk")), before);
+    let plan = json(&out.join("plan.json"));
+    let li = &plan["inspection"]["linux"][0];
+    assert_eq!(li["root_subvol"], "@", "{li}");
+    assert_eq!(li["root_fs"], "btrfs", "{li}");
+    assert!(
+        li["default_boot"]["cmdline"]
+            .as_str()
+            .unwrap()
+            .contains("rootflags=subvol=@"),
+        "{li}"
+    );
+    assert_eq!(steps(&plan)[0], "rebuild-initramfs");
+    bootstrap_steps(&report);
+    assert_final_login(&out);
+
+    let img = out.join("deb-btrfs-disk0.raw");
+    extract(&img, 2048, 4192256, &part);
+    let m = RoMount::new(&part, ",subvol=@", &d.join("mnt-out"));
+    let list = lsinitramfs(&m.read(&format!("/boot/initrd.img-{kver}")), d);
+    assert!(list.contains("virtio_blk.ko") && list.contains("btrfs.ko"));
+    assert_eq!(
+        m.read(&format!("/boot/initrd.img-{kver}.hyper2kvm-backup")),
+        old_initrd
+    );
+}

@@ -9,6 +9,9 @@
 //! `NO_HOLES`). Checksums are not
 //! verified and the log tree is not replayed.
 //!
+//! [`Btrfs::open_subvolume`] reads another subvolume's tree instead (an
+//! install in the top level's `@`).
+//!
 //! Refused with [`Error::Unsupported`]: multi-device filesystems, RAID
 //! chunk profiles (RAID0/1/10/5/6/1C3/1C4), lzo-compressed extents,
 //! encrypted extents, `ZONED`, `EXTENT_TREE_V2`,
@@ -115,6 +118,18 @@ impl<'a> Btrfs<'a> {
     /// Open the btrfs filesystem on `disk`: superblock, chunks, the default
     /// subvolume.
     pub fn open(disk: Box<dyn Disk + 'a>) -> Result<Self> {
+        Self::open_with(disk, None)
+    }
+
+    /// Open the btrfs filesystem on `disk` with subvolume `id` as its root
+    /// (the id a listing gives as `ino & !SUBVOL_BIT`; Debian and Ubuntu
+    /// install into a subvolume `@` of the top level and name it in
+    /// fstab's `subvol=`, not as the default).
+    pub fn open_subvolume(disk: Box<dyn Disk + 'a>, id: u64) -> Result<Self> {
+        Self::open_with(disk, Some(id))
+    }
+
+    fn open_with(disk: Box<dyn Disk + 'a>, subvol: Option<u64>) -> Result<Self> {
         let dev = Dev::new(disk, FS);
         let sb = dev.read(SB_OFF, 4096, "superblock")?;
         if &sb[0x40..0x48] != MAGIC {
@@ -168,7 +183,7 @@ impl<'a> Btrfs<'a> {
             fs.add_chunk(k.offset, data, *at)?;
         }
         fs.chunks.sort_by_key(|c| c.logical);
-        fs.find_fs_tree((le64(&sb, 0x50), u8_at(&sb, 0xC6)))?;
+        fs.find_fs_tree((le64(&sb, 0x50), u8_at(&sb, 0xC6)), subvol)?;
         Ok(fs)
     }
 
@@ -366,8 +381,8 @@ impl<'a> Btrfs<'a> {
         Ok(())
     }
 
-    /// The filesystem tree of the default subvolume.
-    fn find_fs_tree(&mut self, root_tree: (u64, u8)) -> Result<()> {
+    /// The filesystem tree of subvolume `want`, else of the default one.
+    fn find_fs_tree(&mut self, root_tree: (u64, u8), want: Option<u64>) -> Result<()> {
         let mut items = Vec::new();
         let k = |o, t, off| Key {
             objectid: o,
@@ -388,6 +403,12 @@ impl<'a> Btrfs<'a> {
                 }
             }
         }
+        let what = if let Some(id) = want {
+            subvol = id;
+            "subvolume"
+        } else {
+            "default subvolume"
+        };
         items.clear();
         self.search(
             root_tree,
@@ -398,7 +419,7 @@ impl<'a> Btrfs<'a> {
         let Some((_, item, at)) = items.last() else {
             return Err(self.dev.corrupt(
                 SB_OFF + 0x50,
-                format!("root tree: no root item for the default subvolume {subvol}"),
+                format!("root tree: no root item for the {what} {subvol}"),
             ));
         };
         if item.len() < 239 {
@@ -592,7 +613,7 @@ impl Backend for Btrfs<'_> {
             return Err(Error::unsupported(
                 FS,
                 format!(
-                    "subvolume boundary (entering subvolume {} from the default subvolume)",
+                    "subvolume boundary (entering subvolume {} from the one being read)",
                     ino & !SUBVOL_BIT
                 ),
             ));

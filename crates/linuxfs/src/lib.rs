@@ -177,6 +177,15 @@ pub fn open<'a>(disk: Box<dyn Disk + 'a>) -> Result<Box<dyn LinuxFs + 'a>> {
     })
 }
 
+/// Open the btrfs filesystem on `disk` with its subvolume `id` as the
+/// root (see [`btrfs::Btrfs::open_subvolume`]).
+pub fn open_btrfs_subvolume<'a>(
+    disk: Box<dyn Disk + 'a>,
+    id: u64,
+) -> Result<Box<dyn LinuxFs + 'a>> {
+    Ok(Box::new(Fs::new(btrfs::Btrfs::open_subvolume(disk, id)?)))
+}
+
 /// The file type recorded in an ext4 or XFS directory entry.
 pub(crate) fn dirent_type(t: u8) -> FileType {
     match t {

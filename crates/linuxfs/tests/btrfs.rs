@@ -251,3 +251,82 @@ fn btrfs_feature_matrix() {
         assert_links(&*fs, &src);
     }
 }
+
+/// A root in the subvolume `@` of the top level (Debian's and Ubuntu's
+/// installers; made by the kernel: mount, `btrfs subvolume create`, copy):
+/// the default view lists `@` as a subvolume and does not enter it; the
+/// subvolume opened by its id holds the tree, byte for byte what
+/// `btrfs restore -r ID` extracts.
+#[test]
+fn btrfs_subvolume_opened_by_id() {
+    testkit::need("mount");
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    boot_tree(&src);
+    let img = d.path().join("fs.img");
+    testkit::sparse_file(&img, 256 << 20);
+    run("mkfs.btrfs", &["-q", "-f", testkit::s(&img)]);
+    let mnt = d.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    run("mount", &["-o", "loop", testkit::s(&img), testkit::s(&mnt)]);
+    let made = (|| -> Vec<u8> {
+        run(
+            "btrfs",
+            &["subvolume", "create", testkit::s(&mnt.join("@"))],
+        );
+        run(
+            "cp",
+            &[
+                "-a",
+                &format!("{}/.", src.display()),
+                testkit::s(&mnt.join("@")),
+            ],
+        );
+        std::fs::write(mnt.join("top-level-file"), b"not in @\n").unwrap();
+        run("btrfs", &["subvolume", "list", testkit::s(&mnt)])
+    })();
+    run("umount", &[testkit::s(&mnt)]);
+    // "ID 256 gen 9 top level 5 path @"
+    let list = String::from_utf8(made).unwrap();
+    let id: u64 = list
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("btrfs subvolume list: {list}"));
+
+    let top = open_image(&img);
+    let entries = top.read_dir("/").unwrap();
+    let at = entries
+        .iter()
+        .find(|e| e.name == "@")
+        .expect("@ listed at the top level");
+    assert_eq!(at.ino, linuxfs::btrfs::SUBVOL_BIT | id);
+    assert!(top.stat("/@/etc").is_err(), "the default view enters @");
+    assert_eq!(
+        top.read_file("/top-level-file", 100).unwrap(),
+        b"not in @\n"
+    );
+
+    let sub = linuxfs::open_btrfs_subvolume(vdisk::open(&img).unwrap(), id).unwrap();
+    assert_holds(&*sub, &src, "/");
+    assert_links(&*sub, &src);
+    assert!(sub.stat("/top-level-file").is_err());
+    let out = d.path().join("restored");
+    std::fs::create_dir_all(&out).unwrap();
+    run(
+        "btrfs",
+        &[
+            "restore",
+            "-S",
+            "-r",
+            &id.to_string(),
+            testkit::s(&img),
+            testkit::s(&out),
+        ],
+    );
+    assert_holds(&*sub, &out, "/");
+
+    // An id that is no subvolume is an error naming it.
+    let e = linuxfs::open_btrfs_subvolume(vdisk::open(&img).unwrap(), 999).unwrap_err();
+    assert!(e.to_string().contains("subvolume 999"), "{e}");
+}

@@ -151,6 +151,24 @@ impl<T: Disk + ?Sized> Disk for &T {
     }
 }
 
+impl<T: Disk + ?Sized> Disk for std::sync::Arc<T> {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        (**self).read_at(buf, offset)
+    }
+    fn extent(&self, offset: u64, max_len: u64) -> Result<Extent> {
+        (**self).extent(offset, max_len)
+    }
+    fn layer(&self) -> LayerInfo {
+        (**self).layer()
+    }
+    fn backing(&self) -> Option<&dyn Disk> {
+        (**self).backing()
+    }
+}
+
 impl<T: DiskWrite + ?Sized> DiskWrite for &T {
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         (**self).write_at(buf, offset)

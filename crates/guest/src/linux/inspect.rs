@@ -15,7 +15,7 @@ use super::layout::{describe, scan, Layout, Scan, Target, MAX_FILE};
 use super::netcfg;
 use crate::inspect::{
     DiskInfo, Firmware, ForeignTool, LinuxBoot, LinuxDeviceName, LinuxEdit, LinuxInstall,
-    LinuxInterface, LinuxVirtio,
+    LinuxInterface, LinuxMount, LinuxVirtio,
 };
 use std::collections::BTreeMap;
 use vdisk::Disk;
@@ -93,6 +93,7 @@ impl<'s, 'a> Root<'s, 'a> {
         let mut li = LinuxInstall {
             root: Some(root.vref.clone()),
             root_lv: root.lv.clone(),
+            root_subvol: root.subvol.clone(),
             root_fs: Some(root.fs.fs_type().into()),
             ..Default::default()
         };
@@ -100,6 +101,7 @@ impl<'s, 'a> Root<'s, 'a> {
             li.boot = Some(self.scan.fs[b].vref.clone());
             li.boot_lv = self.scan.fs[b].lv.clone();
         }
+        li.boot_mounts = self.boot_mounts();
         let esp = self.mount("/boot/efi").or_else(|| self.mount("/efi"));
         li.firmware = Some(if matches!(esp, Some(Target::Other(_))) {
             Firmware::Uefi
@@ -122,6 +124,34 @@ impl<'s, 'a> Root<'s, 'a> {
                 .map(|w| format!("linux root {name}: {w}")),
         );
         li
+    }
+
+    /// The layout's separate volumes at or below `/boot`, with the type
+    /// and UUID `mount` needs.
+    fn boot_mounts(&self) -> Vec<LinuxMount> {
+        let mut v: Vec<LinuxMount> = self
+            .layout
+            .mounts
+            .iter()
+            .filter(|(mp, _)| mp == "/boot" || mp.starts_with("/boot/"))
+            .filter_map(|(mp, t)| {
+                let fs = match *t {
+                    Target::Fs(i) => match self.scan.fs[i].fs.fs_type() {
+                        "ext2" | "ext3" | "ext4" => "ext4",
+                        other => other,
+                    },
+                    Target::Other(i) if self.scan.other[i].fs == "fat" => "vfat",
+                    Target::Other(_) => return None,
+                };
+                Some(LinuxMount {
+                    path: mp.clone(),
+                    fs: fs.into(),
+                    uuid: self.scan.uuid(*t)?,
+                })
+            })
+            .collect();
+        v.sort_by_key(|m| m.path.len());
+        v
     }
 
     fn os_release(&mut self, li: &mut LinuxInstall) {

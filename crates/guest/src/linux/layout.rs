@@ -20,6 +20,8 @@ pub(crate) struct FsVolume<'a> {
     pub vref: VolumeRef,
     /// `VG/LV` for a logical volume.
     pub lv: Option<String>,
+    /// The btrfs subvolume read when it is not the default one (`@`).
+    pub subvol: Option<String>,
     /// The opened filesystem.
     pub fs: Box<dyn LinuxFs + 'a>,
     /// UUID and label.
@@ -67,6 +69,9 @@ pub(crate) struct Layout {
     pub root: usize,
     pub mounts: Vec<(String, Target)>,
 }
+
+/// Top-level btrfs subvolumes opened when looking for a root.
+const MAX_SUBVOLS: usize = 16;
 
 /// Largest file read by inspection.
 pub(crate) const MAX_FILE: u64 = 512 << 20;
@@ -149,7 +154,7 @@ pub(crate) fn scan<'a>(
             let partuuid = v.volume.partition.and_then(|p| puuids.get(&p).cloned());
             match v.fs.as_str() {
                 "ext" | "xfs" | "btrfs" => {
-                    s.open_fs(Box::new(w), v.volume.clone(), None, partuuid, warnings)
+                    s.open_fs(Arc::new(w), v.volume.clone(), None, partuuid, warnings)
                 }
                 "lvm" => match read_label(&w) {
                     Ok(Some(l)) => {
@@ -194,7 +199,7 @@ pub(crate) fn describe(v: &VolumeRef) -> String {
 impl<'a> Scan<'a> {
     fn open_fs(
         &mut self,
-        dev: Box<dyn Disk + 'a>,
+        dev: Arc<dyn Disk + 'a>,
         vref: VolumeRef,
         lv: Option<String>,
         partuuid: Option<String>,
@@ -202,16 +207,44 @@ impl<'a> Scan<'a> {
     ) {
         let id = linuxfs::identify(&*dev).ok().flatten();
         let name = lv.clone().unwrap_or_else(|| describe(&vref));
-        match linuxfs::open(dev) {
-            Ok(fs) => self.fs.push(FsVolume {
-                vref,
-                lv,
+        let fs = match linuxfs::open(Box::new(dev.clone())) {
+            Ok(fs) => fs,
+            Err(linuxfs::Error::UnknownFilesystem { .. }) if lv.is_some() => return,
+            Err(e) => {
+                warnings.push(format!("{name}: cannot read the filesystem: {e}"));
+                return;
+            }
+        };
+        // A btrfs whose default subvolume holds no root may hold one in a
+        // subvolume of its top level (`@`, named by fstab's `subvol=`).
+        let subvols: Vec<(String, u64)> =
+            if fs.fs_type() == "btrfs" && fs.stat("/etc/fstab").is_err() {
+                fs.read_dir("/")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e.ino & linuxfs::btrfs::SUBVOL_BIT != 0)
+                    .take(MAX_SUBVOLS)
+                    .map(|e| (e.name, e.ino & !linuxfs::btrfs::SUBVOL_BIT))
+                    .collect()
+            } else {
+                vec![]
+            };
+        let mut add = |fs, subvol| {
+            self.fs.push(FsVolume {
+                vref: vref.clone(),
+                lv: lv.clone(),
+                subvol,
                 fs,
-                id,
-                partuuid,
-            }),
-            Err(linuxfs::Error::UnknownFilesystem { .. }) if lv.is_some() => {}
-            Err(e) => warnings.push(format!("{name}: cannot read the filesystem: {e}")),
+                id: id.clone(),
+                partuuid: partuuid.clone(),
+            })
+        };
+        add(fs, None);
+        for (sv, sid) in subvols {
+            match linuxfs::open_btrfs_subvolume(Box::new(dev.clone()), sid) {
+                Ok(fs) => add(fs, Some(sv)),
+                Err(e) => warnings.push(format!("{name}: btrfs subvolume {sv}: {e}")),
+            }
         }
     }
 
@@ -239,7 +272,7 @@ impl<'a> Scan<'a> {
                             disk: 0,
                             partition: None,
                         });
-                        self.open_fs(Box::new(d), vref, Some(full), None, warnings);
+                        self.open_fs(Arc::new(d), vref, Some(full), None, warnings);
                     }
                     Err(e) => warnings.push(format!("{full}: {e}")),
                 }
@@ -247,11 +280,18 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// The filesystem at `root` (+ `lv`).
-    pub(crate) fn find(&self, vref: &VolumeRef, lv: Option<&str>) -> Option<usize> {
-        self.fs
-            .iter()
-            .position(|v| v.lv.as_deref() == lv && (lv.is_some() || v.vref == *vref))
+    /// The filesystem at `root` (+ `lv`, + btrfs `subvol`).
+    pub(crate) fn find(
+        &self,
+        vref: &VolumeRef,
+        lv: Option<&str>,
+        subvol: Option<&str>,
+    ) -> Option<usize> {
+        self.fs.iter().position(|v| {
+            v.lv.as_deref() == lv
+                && (lv.is_some() || v.vref == *vref)
+                && v.subvol.as_deref() == subvol
+        })
     }
 
     /// The volume an fstab/crypttab device spec names.
@@ -322,6 +362,9 @@ impl<'a> Scan<'a> {
             let Some(t) = self.resolve(f[0]) else {
                 continue;
             };
+            let Some(t) = self.subvol_of(t, f.get(3).copied().unwrap_or("")) else {
+                continue;
+            };
             let usable = match t {
                 Target::Fs(i) => i != root,
                 Target::Other(i) => self.other[i].fs == "fat",
@@ -332,6 +375,25 @@ impl<'a> Scan<'a> {
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
         Layout { root, mounts }
+    }
+
+    /// For a btrfs target, the view of the subvolume fstab's options name
+    /// (`subvol=@home`; none: the default subvolume); `None` when that
+    /// subvolume was not opened.
+    fn subvol_of(&self, t: Target, opts: &str) -> Option<Target> {
+        let Target::Fs(i) = t else { return Some(t) };
+        if self.fs[i].fs.fs_type() != "btrfs" {
+            return Some(t);
+        }
+        let want = opts
+            .split(',')
+            .find_map(|o| o.strip_prefix("subvol="))
+            .map(|s| s.trim_matches('/'))
+            .filter(|s| !s.is_empty());
+        let same = |v: &FsVolume| {
+            v.vref == self.fs[i].vref && v.lv == self.fs[i].lv && v.subvol.as_deref() == want
+        };
+        self.fs.iter().position(same).map(Target::Fs)
     }
 
     /// The mount holding `path` and the path inside it.

@@ -130,7 +130,13 @@ pub fn read_file(
     let root = install
         .root
         .as_ref()
-        .and_then(|r| scan.find(r, install.root_lv.as_deref()))
+        .and_then(|r| {
+            scan.find(
+                r,
+                install.root_lv.as_deref(),
+                install.root_subvol.as_deref(),
+            )
+        })
         .ok_or_else(|| ReadError::NoVolume {
             path: path.into(),
             root: root_desc.clone(),

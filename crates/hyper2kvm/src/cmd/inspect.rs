@@ -175,9 +175,13 @@ fn linux_lines(l: &LinuxInstall) -> Vec<String> {
             .unwrap_or_else(|| "?".into())
     )];
     out.push(format!(
-        "  root: {} ({}); /boot: {}",
+        "  root: {} ({}{}); /boot: {}",
         vol(&l.root, &l.root_lv),
         opt(&l.root_fs),
+        l.root_subvol
+            .as_ref()
+            .map(|s| format!(", subvolume {s}"))
+            .unwrap_or_default(),
         if l.boot.is_some() {
             vol(&l.boot, &l.boot_lv)
         } else {

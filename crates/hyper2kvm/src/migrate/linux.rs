@@ -497,6 +497,7 @@ fn bootstrap_spec(
             })
             .collect(),
         links,
+        mounts: l.boot_mounts.clone(),
         work_dir: work_dir.to_path_buf(),
         timeout: BOOT_TIMEOUT,
         memory_mib: plan.vm.memory_mib.clamp(1024, 2048) as u32,
