@@ -107,10 +107,12 @@ fn grub_kver(cfg: &[u8]) -> String {
     String::from_utf8_lossy(cfg)
         .lines()
         .find_map(|l| {
-            l.trim()
-                .strip_prefix("initrd\t/boot/initrd.img-")
-                .or_else(|| l.trim().strip_prefix("initrd /boot/initrd.img-"))
-                .map(str::to_string)
+            let l = l.trim();
+            l.strip_prefix("initrd")?;
+            // `/boot/initrd.img-V`, or `/initrd.img-V` from a separate
+            // /boot, or `/@/boot/initrd.img-V` in a btrfs subvolume.
+            let (_, v) = l.split_once("/initrd.img-")?;
+            Some(v.to_string())
         })
         .expect("initrd line in grub.cfg")
 }
