@@ -124,7 +124,10 @@ pub struct ForeignTool {
     pub name: String,
     /// Where it was found (key path, with the list it sits in for filters).
     pub location: String,
-    /// For `uninstall`: the `UninstallString` / `QuietUninstallString`.
+    /// For `uninstall`: the `UninstallString` / `QuietUninstallString`;
+    /// for a Linux `tarball`: its own uninstaller
+    /// (`/usr/bin/vmware-uninstall-tools.pl`,
+    /// `/opt/VBoxGuestAdditions-*/uninstall.sh`).
     pub uninstall: Option<String>,
 }
 

@@ -35,7 +35,9 @@
 //! aside; copy the initrd to `<initrd>.hyper2kvm-backup` (once) and
 //! rebuild it (`update-initramfs -u -k <version>` / `dracut -f`); check
 //! the new one carries virtio_blk (or the kernel has it built in);
-//! `/.autorelabel` when SELinux is enforcing.
+//! `/.autorelabel` when SELinux is enforcing. Between the backup and the
+//! rebuild, other hypervisors' tarball installs are removed by their own
+//! uninstallers ([`Bootstrap::uninstallers`]).
 
 use guest::linux::cpio::Writer;
 use guest::linux::initrd::{InitrdReport, Presence};
@@ -142,6 +144,10 @@ pub struct Bootstrap {
     /// before anything there is read or written; unmounted at the end.
     /// A `vfat` one (the ESP) that will not mount is reported, not fatal.
     pub mounts: Vec<guest::inspect::LinuxMount>,
+    /// Other hypervisors' tarball-install uninstallers to run (absolute
+    /// paths in the guest), after the initrd backup and before the
+    /// rebuild; a failing one is reported in its step's output, not fatal.
+    pub uninstallers: Vec<String>,
     /// Working directory (kernel/initrd copies, result disk, serial log).
     pub work_dir: PathBuf,
     /// Time limit of the boot.
@@ -437,6 +443,18 @@ backup_initrd() {
     fi
 }
 
+uninstall_tools() {
+    [ -n "$UNINST" ] || { echo "no tarball-installed tools to remove"; return 0; }
+    for u in $UNINST; do
+        if [ ! -e "$u" ]; then echo "$u is gone already"; continue; fi
+        echo "running $u"
+        if [ -x "$u" ]; then "$u" < /dev/null; else sh "$u" < /dev/null; fi
+        rc=$?
+        if [ "$rc" -eq 0 ]; then echo "$u: done"; else echo "$u FAILED (exit $rc): the tools stay installed; remove them by hand"; fi
+    done
+    return 0
+}
+
 rebuild() {
     case $(tool) in
     initramfs-tools) update-initramfs -u -k "$KVER" ;;
@@ -476,6 +494,7 @@ step edit-files edit_files
 step pin-interface-names pin_links
 step lvm-devices lvm_devices
 step backup-initrd backup_initrd
+step remove-foreign-tools uninstall_tools
 step rebuild-initramfs rebuild
 step verify-initramfs verify
 step selinux selinux
@@ -504,6 +523,11 @@ fn validate(b: &Bootstrap) -> Result<(), LinuxFixError> {
     for e in &b.edits {
         if !e.path.starts_with('/') || !plain(&e.path) {
             return Err(LinuxFixError::Input(format!("edit path {:?}", e.path)));
+        }
+    }
+    for u in &b.uninstallers {
+        if !u.starts_with('/') || !plain(u) {
+            return Err(LinuxFixError::Input(format!("uninstaller {u:?}")));
         }
     }
     for m in &b.mounts {
@@ -568,7 +592,7 @@ pub fn fix_script(b: &Bootstrap, nonce: &str) -> String {
         .map(|m| format!("{}|{}|{}", m.path, m.fs, m.uuid))
         .collect();
     format!(
-        "#!/bin/sh\n# hyper2kvm bootstrap fix script (runs in the guest's root).\nKVER={}\nINITRD={}\nNONCE={}\nMODS={}\nEDITS={}\nLINKS={}\nMOUNTS={}\n{FIX_BODY}",
+        "#!/bin/sh\n# hyper2kvm bootstrap fix script (runs in the guest's root).\nKVER={}\nINITRD={}\nNONCE={}\nMODS={}\nEDITS={}\nLINKS={}\nMOUNTS={}\nUNINST={}\n{FIX_BODY}",
         sq(&b.kernel_version),
         sq(&b.initrd_path),
         sq(nonce),
@@ -576,6 +600,7 @@ pub fn fix_script(b: &Bootstrap, nonce: &str) -> String {
         sq(&edits.join(" ")),
         sq(&links.join(" ")),
         sq(&mounts.join(" ")),
+        sq(&b.uninstallers.join(" ")),
     )
 }
 

@@ -245,6 +245,7 @@ fn host_only_guest_fixes_itself_and_boots_on_virtio() {
             name: "ens192".into(),
         }],
         mounts: vec![],
+        uninstallers: vec![],
         work_dir: tmp.join("bootstrap"),
         timeout: Duration::from_secs(1800),
         memory_mib: 1024,
@@ -369,6 +370,7 @@ fn extra_archive_cmdline_and_result_log() {
             fs: "xfs".into(),
             uuid: "4c9f0a6e-2f7b-4f0e-9a51-0d6c8b1e2a33".into(),
         }],
+        uninstallers: vec!["/usr/bin/vmware-uninstall-tools.pl".into()],
         work_dir: PathBuf::from("/nonexistent"),
         timeout: Duration::from_secs(1),
         memory_mib: 512,
@@ -431,6 +433,9 @@ fn extra_archive_cmdline_and_result_log() {
     let mut bad = b.clone();
     bad.mounts[0].uuid = "x; reboot".into();
     assert!(extra_cpio(&bad, "n").is_err());
+    let mut bad = b.clone();
+    bad.uninstallers[0] = "/usr/bin/x $(reboot)".into();
+    assert!(extra_cpio(&bad, "n").is_err());
     // The /boot volume is mounted by type and UUID before any step
     // touches it, and unmounted before the power-off.
     let script = fix_script(&b, "n");
@@ -438,10 +443,16 @@ fn extra_archive_cmdline_and_result_log() {
         script.contains("MOUNTS='/boot|xfs|4c9f0a6e-2f7b-4f0e-9a51-0d6c8b1e2a33'\n"),
         "{script}"
     );
+    assert!(
+        script.contains("UNINST='/usr/bin/vmware-uninstall-tools.pl'\n"),
+        "{script}"
+    );
     let order: Vec<usize> = [
         "step remount-rw",
         "step mount-boot",
         "step edit-files",
+        "step backup-initrd",
+        "step remove-foreign-tools",
         "step rebuild-initramfs",
     ]
     .iter()

@@ -182,6 +182,28 @@ ethernet0.address = "00:50:56:12:34:56"
 
 #[test]
 fn host_only_guest_on_pvscsi_vmdk_fixes_itself_in_migrate_and_boots_on_virtio() {
+    host_only_on_pvscsi(&[], "12");
+}
+
+/// The same with Debian 11 (kernel 5.10, initramfs-tools 0.140; opt-in
+/// `HYPER2KVM_SLOW=1`: one more debootstrap and two more TCG boots).
+#[test]
+fn bullseye_host_only_guest_on_pvscsi_fixes_itself_and_boots_on_virtio() {
+    if std::env::var("HYPER2KVM_SLOW").as_deref() != Ok("1") {
+        eprintln!("skipped: set HYPER2KVM_SLOW=1 (a bullseye debootstrap and two TCG boots)");
+        return;
+    }
+    host_only_on_pvscsi(&["--suite", "bullseye"], "11");
+}
+
+/// Stands in for VMware Tools' `vmware-uninstall-tools.pl` (run by the
+/// bootstrap boot as the real one is: directly, no arguments).
+const PHONY_UNINSTALLER: &str = "#!/bin/sh\n# hyper2kvm test: a phony VMware Tools uninstaller\nrm -rf /etc/vmware-tools\necho 'phony VMware Tools uninstalled' > /var/lib/h2k-vmware-uninstalled\nrm -f \"$0\"\n";
+
+/// A host-only guest (`fixture_args` added to the fixture's) made
+/// VMware-style migrates, fixes itself and boots on virtio; its
+/// os-release says `version`.
+fn host_only_on_pvscsi(fixture_args: &[&str], version: &str) {
     for t in [
         "debugfs",
         "e2fsck",
@@ -197,11 +219,32 @@ fn host_only_guest_on_pvscsi_vmdk_fixes_itself_in_migrate_and_boots_on_virtio() 
     let src = d.join("src");
     std::fs::create_dir_all(&src).unwrap();
     let raw = d.join("guest.raw");
-    fixture(&raw, &["--host-only-initramfs", "--netname"]);
+    let mut args = vec!["--host-only-initramfs", "--netname"];
+    args.extend(fixture_args);
+    fixture(&raw, &args);
     let uuid = uuid(&raw);
     // A guest installed on SCSI names its root /dev/sda1.
     let fstab_old = "# <file system> <mount point> <type> <options> <dump> <pass>\n/dev/sda1  /  ext4  errors=remount-ro  0  1\n";
     put(&raw, "/etc/fstab", fstab_old.as_bytes(), "0100644", d);
+    // A VMware Tools tarball install (its database and its own
+    // uninstaller; this one only removes the database and says so).
+    sh(Command::new("debugfs")
+        .args(["-w", "-R", "mkdir /etc/vmware-tools"])
+        .arg(fs(&raw)));
+    put(
+        &raw,
+        "/etc/vmware-tools/locations",
+        b"file /etc/vmware-tools/locations\n",
+        "0100644",
+        d,
+    );
+    put(
+        &raw,
+        "/usr/bin/vmware-uninstall-tools.pl",
+        PHONY_UNINSTALLER.as_bytes(),
+        "0100755",
+        d,
+    );
     let kver = String::from_utf8(dump(&raw, "/boot/grub/grub.cfg", d).unwrap())
         .unwrap()
         .lines()
@@ -251,9 +294,15 @@ fn host_only_guest_on_pvscsi_vmdk_fixes_itself_in_migrate_and_boots_on_virtio() 
 
     // The plan: the steps, with reasons.
     let plan = json(&out.join("plan.json"));
+    assert_eq!(
+        plan["inspection"]["linux"][0]["version"], version,
+        "{}",
+        plan["inspection"]["linux"][0]
+    );
     let s = steps(&plan);
     assert_eq!(s[0], "rebuild-initramfs", "{s:?}");
     assert!(s.contains(&"edit-/etc/fstab".to_string()), "{s:?}");
+    assert!(s.contains(&"remove-vmware-tools".to_string()), "{s:?}");
     // ens192 (a networkd config without a MAC) pinned to the VMX's NIC.
     let link = plan["actions"]
         .as_array()
@@ -352,6 +401,25 @@ fn host_only_guest_on_pvscsi_vmdk_fixes_itself_in_migrate_and_boots_on_virtio() 
     assert!(
         fstab.contains(&format!("UUID={uuid}")) && !fstab.contains("/dev/sda1"),
         "{fstab}"
+    );
+    // The tools' own uninstaller ran in the guest.
+    let removed = b["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "remove-foreign-tools")
+        .expect("remove-foreign-tools step");
+    assert!(
+        removed["output"]
+            .as_str()
+            .unwrap()
+            .contains("/usr/bin/vmware-uninstall-tools.pl: done"),
+        "{removed}"
+    );
+    assert_eq!(dump(&img, "/etc/vmware-tools/locations", d), None);
+    assert_eq!(
+        dump(&img, "/var/lib/h2k-vmware-uninstalled", d).as_deref(),
+        Some(&b"phony VMware Tools uninstalled\n"[..])
     );
     let fsck = Command::new("e2fsck")
         .arg("-fn")

@@ -537,6 +537,17 @@ impl<'s, 'a> Root<'s, 'a> {
             li.foreign_tools
                 .push(tool("virtualbox", "tarball", &n, &format!("/opt/{n}")));
         }
+        // A tarball install's own uninstaller, where it left one.
+        for t in li.foreign_tools.iter_mut().filter(|t| t.kind == "tarball") {
+            let u = match t.vendor.as_str() {
+                "vmware" => "/usr/bin/vmware-uninstall-tools.pl".to_string(),
+                "virtualbox" => format!("{}/uninstall.sh", t.location),
+                _ => continue,
+            };
+            if self.scan.exists(&self.layout, &u) {
+                t.uninstall = Some(u);
+            }
+        }
     }
 
     fn misc(&mut self, li: &mut LinuxInstall) {

@@ -19,7 +19,7 @@ use crate::linuxfix::{self, Bootstrap, BootstrapReport, FileEdit, LinkPin, VIRTI
 use anyhow::{Context, Result};
 use domain::{OsFamily, VmModel};
 use guest::geometry::Bus;
-use guest::inspect::{LinuxInstall, VmInspection};
+use guest::inspect::{ForeignTool, LinuxInstall, VmInspection};
 use guest::plan::{Action, PlannedAction};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -124,7 +124,21 @@ pub fn boot_reasons(l: &LinuxInstall, final_bus: Bus) -> Vec<String> {
     if l.lvm_devices_file {
         why.push("/etc/lvm/devices/system.devices lists the old disks' IDs (LVM stops activating when they change)".into());
     }
+    for t in removable_tools(l) {
+        why.push(format!(
+            "{} tools installed from a tarball ({}) rebuild modules for the old hypervisor; their uninstaller runs in the guest",
+            t.vendor, t.location
+        ));
+    }
     why
+}
+
+/// Tarball-installed tools of another hypervisor whose own uninstaller
+/// the bootstrap boot runs.
+pub fn removable_tools(l: &LinuxInstall) -> impl Iterator<Item = &ForeignTool> {
+    l.foreign_tools
+        .iter()
+        .filter(|t| t.kind == "tarball" && t.uninstall.is_some())
 }
 
 /// The interface names the configs use, in inspection order, without
@@ -209,8 +223,9 @@ pub fn plan_install(
     notes: &mut Vec<String>,
 ) -> Vec<PlannedAction> {
     let name = install_name(l);
-    let mut out = foreign_tools(l, &name, notes);
     let why = boot_reasons(l, final_bus);
+    let boots = !why.is_empty() && bootstrap && missing(l).is_none();
+    let mut out = foreign_tools(l, &name, boots, notes);
     if why.is_empty() {
         notes.push(format!(
             "{name}: no bootstrap boot needed: the initrd drives {} and nothing bus-specific was found",
@@ -245,10 +260,19 @@ pub fn plan_install(
 }
 
 /// Other hypervisors' tools: a note each (they stay idle on KVM), a
-/// `Manual` line for a tarball install.
-fn foreign_tools(l: &LinuxInstall, name: &str, notes: &mut Vec<String>) -> Vec<PlannedAction> {
+/// `Manual` line for a tarball install the bootstrap boot does not remove
+/// (no uninstaller found, or no boot).
+fn foreign_tools(
+    l: &LinuxInstall,
+    name: &str,
+    boots: bool,
+    notes: &mut Vec<String>,
+) -> Vec<PlannedAction> {
     let mut out = vec![];
     for t in &l.foreign_tools {
+        if boots && t.kind == "tarball" && t.uninstall.is_some() {
+            continue;
+        }
         notes.push(format!(
             "{name}: {} tools installed ({} {} at {}): left in place; they stay idle off their hypervisor, remove them after the first boot",
             t.vendor, t.kind, t.name, t.location
@@ -334,6 +358,19 @@ fn bootstrap_steps(
             "lvm-devices",
             "move /etc/lvm/devices/system.devices aside".into(),
             format!("{name}: LVM's device list names the old disks' IDs"),
+        ));
+    }
+    for t in removable_tools(l) {
+        out.push(step(
+            &format!("remove-{}-tools", t.vendor),
+            format!(
+                "run {} in the guest (the tools' own uninstaller; a failure is reported, not fatal)",
+                t.uninstall.as_deref().unwrap_or_default()
+            ),
+            format!(
+                "{name}: {} tools installed from a tarball ({}) rebuild their modules for the old hypervisor at each boot and kernel update",
+                t.vendor, t.location
+            ),
         ));
     }
     if l.selinux.as_deref() == Some("enforcing") {
@@ -498,6 +535,9 @@ fn bootstrap_spec(
             .collect(),
         links,
         mounts: l.boot_mounts.clone(),
+        uninstallers: removable_tools(l)
+            .filter_map(|t| t.uninstall.clone())
+            .collect(),
         work_dir: work_dir.to_path_buf(),
         timeout: BOOT_TIMEOUT,
         memory_mib: plan.vm.memory_mib.clamp(1024, 2048) as u32,
@@ -832,6 +872,35 @@ mod tests {
         assert!(
             notes[0].contains("open-vm-tools") && notes[2].contains("no bootstrap boot needed")
         );
+    }
+
+    #[test]
+    fn a_tarball_with_its_uninstaller_is_removed_in_the_bootstrap_boot() {
+        let tarball = ForeignTool {
+            vendor: "vmware".into(),
+            kind: "tarball".into(),
+            name: "locations".into(),
+            location: "/etc/vmware-tools/locations".into(),
+            uninstall: Some("/usr/bin/vmware-uninstall-tools.pl".into()),
+        };
+        // Alone it is a reason to boot: the initrd already has virtio.
+        let mut l = virtio_ok();
+        l.foreign_tools = vec![tarball.clone()];
+        let mut notes = vec![];
+        let a = plan_install(&l, &model(&[]), Bus::VirtioBlk, true, &mut notes);
+        assert_eq!(steps(&a), ["rebuild-initramfs", "remove-vmware-tools"]);
+        assert!(a[1].reason.contains("/etc/vmware-tools/locations"), "{a:?}");
+        assert!(
+            matches!(&a[1].action, Action::LinuxBootstrap { detail, .. } if detail.contains("run /usr/bin/vmware-uninstall-tools.pl"))
+        );
+        // Without the boot it stays a manual line.
+        let a = plan_install(&l, &model(&[]), Bus::VirtioBlk, false, &mut notes);
+        assert!(
+            a.iter()
+                .any(|x| matches!(&x.action, Action::Manual { text } if text.contains("tarball"))),
+            "{a:?}"
+        );
+        assert!(!steps(&a).contains(&"remove-vmware-tools".to_string()));
     }
 
     #[test]
