@@ -206,6 +206,22 @@ fn fstab_and_crypttab_rewrite_only_the_device_field() {
         ("/dev/sd", false),
         ("/dev/sda1x", false),
         ("LABEL=root", false),
+        (
+            "/dev/disk/by-id/ata-VMware_Virtual_SATA_Hard_Drive_01000000000000000001-part1",
+            true,
+        ),
+        (
+            "/dev/disk/by-id/scsi-36000c29f1d2c3b4a5968778899aabbcc-part2",
+            true,
+        ),
+        ("/dev/disk/by-id/wwn-0x6000c29f1d2c3b4a-part1", true),
+        (
+            "/dev/disk/by-id/nvme-VMware_Virtual_NVMe_Disk_VMWare_NVME_0000-part1",
+            true,
+        ),
+        ("/dev/disk/by-id/dm-name-vg-root", false),
+        ("/dev/disk/by-id/lvm-pv-uuid-Abc123", false),
+        ("/dev/disk/by-uuid/1234-ABCD", false),
     ] {
         assert_eq!(is_bus_specific(d), want, "{d}");
     }

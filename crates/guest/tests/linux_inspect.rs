@@ -699,3 +699,73 @@ fn linux_inspect_uefi_esp_grub_cfg() {
         .to_string();
     assert!(err.contains("/boot/vmlinuz-5.14.0-284.el9.x86_64"), "{err}");
 }
+
+/// fstab naming the root by `/dev/disk/by-id/scsi-…-part1` and another
+/// mount by `/dev/disk/by-path/…-part1` (links that vanish on virtio):
+/// on a one-disk VM both resolve to partition 1's UUID (blkid's), and
+/// the `dm-name-` link (it follows the volume) is left alone; with a
+/// second disk the slot is ambiguous and they stay unresolved.
+#[test]
+fn linux_inspect_by_id_and_by_path_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("guest.raw");
+    fixture(&img, false);
+    let fstab = "/dev/disk/by-id/scsi-36000c29f1d2c3b4a5968778899aabbcc-part1 / ext4 errors=remount-ro 0 1\n/dev/disk/by-path/pci-0000:03:00.0-scsi-0:0:0:0-part1 /mnt ext4 noauto 0 0\n/dev/disk/by-id/dm-name-vg-data /data ext4 nofail 0 0\n";
+    let local = tmp.path().join("fstab");
+    std::fs::write(&local, fstab).unwrap();
+    for c in [
+        "rm /etc/fstab".to_string(),
+        format!("write {} /etc/fstab", local.display()),
+    ] {
+        run(tool("debugfs")
+            .args(["-w", "-R", &c])
+            .arg(format!("{}?offset=1048576", img.display())));
+    }
+    let part = tmp.path().join("p1.img");
+    run(tool("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", part.display()))
+        .args(["bs=1M", "skip=1", "count=4", "status=none"]));
+    let uuid = blkid(&part, "UUID");
+
+    let (_disks, insp) = inspect(&[&img]);
+    let li = &insp.linux[0];
+    let got: Vec<(usize, &str, Option<&str>)> = li
+        .device_names
+        .iter()
+        .filter(|d| d.file == "/etc/fstab")
+        .map(|d| (d.line, d.device.as_str(), d.replacement.as_deref()))
+        .collect();
+    let want = format!("UUID={uuid}");
+    assert_eq!(
+        got,
+        [
+            (
+                1,
+                "/dev/disk/by-id/scsi-36000c29f1d2c3b4a5968778899aabbcc-part1",
+                Some(want.as_str())
+            ),
+            (
+                2,
+                "/dev/disk/by-path/pci-0000:03:00.0-scsi-0:0:0:0-part1",
+                Some(want.as_str())
+            ),
+        ]
+    );
+    let edit = li.edits.iter().find(|e| e.path == "/etc/fstab").unwrap();
+    assert_eq!(
+        edit.new,
+        format!("{want} / ext4 errors=remount-ro 0 1\n{want} /mnt ext4 noauto 0 0\n/dev/disk/by-id/dm-name-vg-data /data ext4 nofail 0 0\n")
+    );
+
+    let second = tmp.path().join("second.raw");
+    std::fs::File::create(&second)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let (_disks, insp) = inspect(&[&img, &second]);
+    let li = &insp.linux[0];
+    assert_eq!(li.device_names.len(), 2, "{:?}", li.device_names);
+    assert!(li.device_names.iter().all(|d| d.replacement.is_none()));
+    assert!(li.edits.iter().all(|e| e.path != "/etc/fstab"));
+}

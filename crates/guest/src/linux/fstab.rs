@@ -1,6 +1,8 @@
 //! Bus-specific device names in `/etc/fstab` and `/etc/crypttab`
-//! (`/dev/sdX`, `/dev/hdX`, `/dev/disk/by-path/...`), which change when a
-//! disk moves from SCSI/IDE to VirtIO, and their rewrite to `UUID=`.
+//! (`/dev/sdX`, `/dev/hdX`, `/dev/disk/by-path/...`, and the
+//! `/dev/disk/by-id/` names made from an ATA/SCSI/NVMe identity: `ata-`,
+//! `scsi-`, `wwn-`, `nvme-`), which change when a disk moves from
+//! SCSI/IDE to VirtIO, and their rewrite to `UUID=`.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +15,17 @@ pub enum TabKind {
     Crypttab,
 }
 
+/// `/dev/disk/by-id/` prefixes made from the disk's bus identity (not
+/// `dm-`, `lvm-pv-uuid-`, `md-uuid-`: those follow the volume).
+const BUS_IDS: &[&str] = &["ata-", "scsi-", "wwn-", "nvme-", "usb-"];
+
 /// True for names that depend on the disk's bus or slot.
 pub fn is_bus_specific(dev: &str) -> bool {
     if dev.starts_with("/dev/disk/by-path/") {
         return true;
+    }
+    if let Some(id) = dev.strip_prefix("/dev/disk/by-id/") {
+        return BUS_IDS.iter().any(|p| id.starts_with(p));
     }
     for p in ["/dev/sd", "/dev/hd"] {
         if let Some(rest) = dev.strip_prefix(p) {

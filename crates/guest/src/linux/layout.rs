@@ -303,7 +303,16 @@ impl<'a> Scan<'a> {
             (k.to_ascii_uppercase(), v.trim_matches('"').to_string())
         } else if let Some(rest) = spec.strip_prefix("/dev/disk/by-") {
             let (k, v) = rest.split_once('/')?;
-            (k.to_ascii_uppercase(), v.to_string())
+            match k {
+                "path" => return self.resolve_slot(v),
+                "id" => {
+                    if let Some(name) = v.strip_prefix("dm-name-") {
+                        return self.resolve_dev(&format!("/dev/mapper/{name}"));
+                    }
+                    return self.resolve_slot(v);
+                }
+                _ => (k.to_ascii_uppercase(), v.to_string()),
+            }
         } else {
             return self.resolve_dev(spec);
         };
@@ -325,7 +334,7 @@ impl<'a> Scan<'a> {
             return self
                 .fs
                 .iter()
-                .position(|f| f.lv.is_none() && f.vref == v)
+                .position(|f| f.lv.is_none() && f.subvol.is_none() && f.vref == v)
                 .map(Target::Fs)
                 .or_else(|| {
                     self.other
@@ -339,6 +348,33 @@ impl<'a> Scan<'a> {
             .iter()
             .position(|f| f.lv.as_deref() == Some(&lv))
             .map(Target::Fs)
+    }
+
+    /// A `/dev/disk/by-path/` or bus `/dev/disk/by-id/` name (`…-part2`:
+    /// partition 2; no suffix: the whole disk). Which disk it names
+    /// depends on the old hypervisor's bus, so it resolves only when the
+    /// VM has one disk.
+    fn resolve_slot(&self, name: &str) -> Option<Target> {
+        if self.disks.len() != 1 {
+            return None;
+        }
+        let partition = match name.rsplit_once("-part") {
+            Some((_, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(n.parse().ok()?)
+            }
+            _ => None,
+        };
+        let v = VolumeRef { disk: 0, partition };
+        self.fs
+            .iter()
+            .position(|f| f.lv.is_none() && f.subvol.is_none() && f.vref == v)
+            .map(Target::Fs)
+            .or_else(|| {
+                self.other
+                    .iter()
+                    .position(|o| o.vref == v)
+                    .map(Target::Other)
+            })
     }
 
     /// The UUID of the volume at `t` (for `UUID=` rewrites).
