@@ -4,9 +4,12 @@
 //! Long-running commands register what they are writing: `convert` its
 //! destination (whose data goes to the temporary `.<name>.tmp-<pid>` of
 //! [`vdisk::writer::TempOutput`] until the rename), `migrate` its
-//! `.staging-<pid>/` folder. On SIGINT or SIGTERM
-//! ([`install_signal_handlers`]) the registered files are removed and the
-//! process then dies by the same signal, so shells and `timeout` see what
+//! `.staging-<pid>/` folder; a QEMU it runs (validation, the Linux
+//! bootstrap boot, the Windows first boot) registers its process. On
+//! SIGINT or SIGTERM ([`install_signal_handlers`]) the registered QEMUs
+//! are killed (else they would run on, orphaned, writing staged disks or
+//! waiting at a login prompt forever), the registered files removed, and
+//! the process then dies by the same signal, so shells and `timeout` see what
 //! happened. `kill -9` cannot be caught: the files stay, named with the
 //! dead process's id, and the next run into the same place removes them
 //! ([`remove_stale_temps`], [`remove_stale_staging`]) and says so.
@@ -28,6 +31,8 @@ enum Entry {
     Dir(PathBuf),
     /// The temporary file this process writes for an output path.
     TempOf(PathBuf),
+    /// A child process (QEMU), killed.
+    Child(u32),
 }
 
 static REGISTRY: Mutex<Vec<(u64, Entry)>> = Mutex::new(Vec::new());
@@ -67,6 +72,34 @@ pub fn register_dir(dir: &Path) -> Registered {
 /// [`temp_path`]) if the process is stopped.
 pub fn register_temp_of(final_path: &Path) -> Registered {
     register(Entry::TempOf(final_path.to_path_buf()))
+}
+
+/// Kill child process `pid` (a QEMU) if the process is stopped. Drop the
+/// guard once the child has been waited for: its id may be reused.
+pub fn register_child(pid: u32) -> Registered {
+    register(Entry::Child(pid))
+}
+
+/// Kill every registered child (SIGKILL); returns their ids.
+pub fn kill_registered_children() -> Vec<u32> {
+    let mut reg = registry();
+    let mut killed = Vec::new();
+    reg.retain(|(_, e)| match e {
+        Entry::Child(pid) => {
+            let ok = i32::try_from(*pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+                .is_some_and(|p| {
+                    rustix::process::kill_process(p, rustix::process::Signal::KILL).is_ok()
+                });
+            if ok {
+                killed.push(*pid);
+            }
+            false
+        }
+        _ => true,
+    });
+    killed
 }
 
 /// The temporary name [`vdisk::writer::TempOutput`] writes `final_path`
@@ -117,6 +150,7 @@ pub fn remove_registered() -> Vec<PathBuf> {
                     }
                 }
             }
+            Entry::Child(_) => {}
         }
     }
     removed
@@ -147,6 +181,9 @@ pub fn install_signal_handlers() -> std::io::Result<()> {
 /// default (exit status 128 + `sig` if that fails).
 pub fn terminate(sig: i32) -> ! {
     let name = signal_hook::low_level::signal_name(sig).unwrap_or("signal");
+    for pid in kill_registered_children() {
+        say(&format!("{name}: stopped QEMU (process {pid})"));
+    }
     for p in remove_registered() {
         say(&format!("{name}: removed {}", p.display()));
     }

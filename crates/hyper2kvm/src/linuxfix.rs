@@ -818,6 +818,7 @@ fn run_qemu(
             program: argv[0].clone(),
             source,
         })?;
+    let _registered = crate::cleanup::register_child(child.id());
     let start = Instant::now();
     loop {
         match child.try_wait() {

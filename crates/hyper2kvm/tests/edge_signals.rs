@@ -240,3 +240,72 @@ fn migrate_staging_is_removed_on_sigterm_and_stale_staging_on_the_next_run() {
     assert!(staging_dirs(&out2).is_empty());
     assert!(out2.join("plan.json").exists());
 }
+
+/// The QEMU processes whose command line names `dir`.
+fn qemus_in(dir: &Path) -> Vec<u32> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.contains("qemu-system") && cmd.contains(&needle)).then_some(pid)
+        })
+        .collect()
+}
+
+/// SIGTERM while `validate` boots a guest that never finishes: the QEMU
+/// it started is killed with it (it used to run on, orphaned, until its
+/// own timeout or forever), and the process dies by SIGTERM.
+#[test]
+fn sigterm_during_a_boot_stops_its_qemu() {
+    testkit::need("qemu-system-x86_64");
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    // A boot sector that prints nothing and halts: no verdict for 600 s.
+    let sector = hyper2kvm::validate::bootsector::BootSector::serial(
+        "",
+        hyper2kvm::validate::bootsector::Action::Halt,
+    )
+    .assemble()
+    .unwrap();
+    let mut img = vec![0u8; 1 << 20];
+    img[..512].copy_from_slice(&sector);
+    std::fs::write(d.join("hang.raw"), img).unwrap();
+    let argv = [
+        "qemu-system-x86_64",
+        "-machine",
+        "pc",
+        "-m",
+        "64",
+        "-drive",
+        "file=hang.raw,format=raw,if=ide",
+        "-nic",
+        "none",
+    ];
+    std::fs::write(
+        d.join("vm1-final.argv.json"),
+        serde_json::to_string(&argv).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(d.join("validate.json"), r#"{"timeout_seconds": 600}"#).unwrap();
+    let mut child = spawn(&["validate", "--accel", "tcg", "--phase", "final", s(d)]);
+    wait_while_running(&mut child, "QEMU started", || !qemus_in(d).is_empty());
+    let qemu = qemus_in(d);
+    kill(&child, "TERM");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.signal(), Some(15), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("stopped QEMU (process {})", qemu[0])),
+        "{err}"
+    );
+    // SIGKILL is delivered asynchronously: give the kernel a moment.
+    let start = Instant::now();
+    while !qemus_in(d).is_empty() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(qemus_in(d), Vec::<u32>::new(), "QEMU left running");
+}

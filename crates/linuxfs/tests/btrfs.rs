@@ -269,23 +269,29 @@ fn btrfs_subvolume_opened_by_id() {
     let mnt = d.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     run("mount", &["-o", "loop", testkit::s(&img), testkit::s(&mnt)]);
-    let made = (|| -> Vec<u8> {
-        run(
-            "btrfs",
-            &["subvolume", "create", testkit::s(&mnt.join("@"))],
-        );
-        run(
-            "cp",
-            &[
-                "-a",
-                &format!("{}/.", src.display()),
-                testkit::s(&mnt.join("@")),
-            ],
-        );
-        std::fs::write(mnt.join("top-level-file"), b"not in @\n").unwrap();
-        run("btrfs", &["subvolume", "list", testkit::s(&mnt)])
-    })();
-    run("umount", &[testkit::s(&mnt)]);
+    /// Unmounts even when a step below panics.
+    struct Umount<'a>(&'a Path);
+    impl Drop for Umount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let mounted = Umount(&mnt);
+    run(
+        "btrfs",
+        &["subvolume", "create", testkit::s(&mnt.join("@"))],
+    );
+    run(
+        "cp",
+        &[
+            "-a",
+            &format!("{}/.", src.display()),
+            testkit::s(&mnt.join("@")),
+        ],
+    );
+    std::fs::write(mnt.join("top-level-file"), b"not in @\n").unwrap();
+    let made = run("btrfs", &["subvolume", "list", testkit::s(&mnt)]);
+    drop(mounted);
     // "ID 256 gen 9 top level 5 path @"
     let list = String::from_utf8(made).unwrap();
     let id: u64 = list

@@ -37,6 +37,15 @@ const PROMPT_IDS: &[&str] = &[
 /// Kills and reaps QEMU when dropped, whatever happened.
 struct QemuGuard {
     child: Child,
+    /// Killed by the signal handler if the process is stopped.
+    _registered: crate::cleanup::Registered,
+}
+
+impl QemuGuard {
+    fn new(child: Child) -> QemuGuard {
+        let _registered = crate::cleanup::register_child(child.id());
+        QemuGuard { child, _registered }
+    }
 }
 
 impl Drop for QemuGuard {
@@ -355,7 +364,7 @@ pub(crate) fn boot_with(
         program: argv[0].clone(),
         source: e,
     })?;
-    let mut guard = QemuGuard { child };
+    let mut guard = QemuGuard::new(child);
 
     let mut obs = Observations {
         timeout_secs: spec.timeout.as_secs_f64(),
