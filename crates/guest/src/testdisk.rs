@@ -355,17 +355,22 @@ impl BootOutcome {
     }
     /// INT 13h AH=08 maxima the VBR printed (max cyl, max head, spt).
     pub fn int13_geometry(&self) -> Option<(u32, u32, u32)> {
-        // The first `a/b/c` after "GEOM ": under a loaded TCG host a stray
-        // byte or line break has been seen between the two on COM1.
-        let rest = self.serial.split("GEOM ").nth(1)?;
-        let start = rest.find(|c: char| c.is_ascii_digit())?;
-        let v: Vec<u32> = rest[start..]
-            .split(|c: char| !c.is_ascii_digit() && c != '/')
-            .next()?
-            .split('/')
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        (v.len() == 3).then(|| (v[0], v[1], v[2]))
+        // The first `a/b/c` after "GEOM", before the `CHS` line: under a
+        // loaded TCG host stray bytes or line breaks have been seen on COM1
+        // between the two, and once inside the marker itself (then the
+        // first triple before `CHS` is taken).
+        let s = &self.serial;
+        let from = s.find("GEOM").map_or(0, |i| i + 4);
+        let rest = &s[from..];
+        let rest = &rest[..rest.find("CHS ").unwrap_or(rest.len())];
+        rest.split(|c: char| !c.is_ascii_digit() && c != '/')
+            .find_map(|tok| {
+                let v: Vec<u32> = tok
+                    .split('/')
+                    .map(|x| x.parse().ok())
+                    .collect::<Option<_>>()?;
+                (v.len() == 3).then(|| (v[0], v[1], v[2]))
+            })
     }
     /// SeaBIOS's `LCHS=c/h/s` for the first hard disk.
     pub fn seabios_lchs(&self) -> Option<Chs> {
@@ -473,7 +478,12 @@ mod tests {
             out("GEOM .\n518/127/63\r\nBOOT OK").int13_geometry(),
             Some((518, 127, 63))
         );
+        assert_eq!(
+            out("GE\u{1}OM 518/127/63\r\nCHS 0/1/1\r\n").int13_geometry(),
+            Some((518, 127, 63))
+        );
         assert_eq!(out("GEOM 518/127\r\n").int13_geometry(), None);
+        assert_eq!(out("GEOM 518/127\r\nCHS 0/1/1\r\n").int13_geometry(), None);
         assert_eq!(out("no geometry").int13_geometry(), None);
     }
 }

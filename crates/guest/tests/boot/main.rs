@@ -76,7 +76,12 @@ fn lp586175_255_heads_fails_then_boots_after_pin_and_rewrite() {
 
     // Before: SeaBIOS presents 406/16/63 (AH=08 maxima 404/15/63).
     let out = assert_fails(QemuBoot::new(&img, "raw", Bus::Ide));
-    assert_eq!(out.int13_geometry(), Some((404, 15, 63)));
+    assert_eq!(
+        out.int13_geometry(),
+        Some((404, 15, 63)),
+        "COM1: {:?}",
+        out.serial
+    );
     assert_eq!(out.seabios_lchs(), Some(chs(406, 16, 63)));
     assert_fails(QemuBoot::new(&img, "raw", Bus::VirtioBlk));
 
@@ -98,7 +103,12 @@ fn lp586175_255_heads_fails_then_boots_after_pin_and_rewrite() {
     assert_eq!(pin.qemu_props(), "lcyls=25,lheads=255,lsecs=63");
     for bus in [Bus::Ide, Bus::Sata, Bus::VirtioBlk] {
         let out = assert_boots(QemuBoot::new(&img, "raw", bus).pinned(pin.chs()));
-        assert_eq!(out.int13_geometry(), Some((23, 254, 63)));
+        assert_eq!(
+            out.int13_geometry(),
+            Some((23, 254, 63)),
+            "COM1: {:?}",
+            out.serial
+        );
     }
 
     // Rewrite: BPB and MBR CHS to the geometry virtio presents.
