@@ -14,6 +14,9 @@ use serde_json::json;
 /// trigger.
 const CASES: &[(&str, Source, &str, MarkerKind)] = &[
     ("\r\nDebian GNU/Linux 12 h2k-guest ttyS0\r\n\r\nh2k-guest login: ", Source::Serial, "login_prompt", MarkerKind::Success),
+    // The kernel printed after the prompt, on its line, before it was read
+    // (seen: a dracut guest's final boot ran into its 900 s limit).
+    ("h2k-guest login: [   26.842611] kvm: Nested Virtualization enabled\r\n", Source::Serial, "login_prompt", MarkerKind::Success),
     ("No bootable device.  Retrying in 60 seconds.", Source::Screen, "no_bootable_device", MarkerKind::Failure),
     ("No bootable device.\n", Source::Firmware, "no_bootable_device", MarkerKind::Failure),
     ("Boot failed: could not read the boot disk\n", Source::Firmware, "boot_disk_unreadable", MarkerKind::Hint),
@@ -93,6 +96,9 @@ fn every_rule_matches_its_captured_text() {
 fn ordinary_lines_do_not_match() {
     for line in [
         "Last login: Sat Nov 22 18:30:01 UTC 2026 on ttyS0",
+        "Last login: [   26.842611] kvm: x",
+        "pam_unix(login:session): session opened for user root",
+        "ssh login: [not a timestamp] x",
         "[    1.234] virtio_blk virtio1: [vda] 4194304 512-byte logical blocks",
         "Booting `Debian GNU/Linux'",
         "[  OK  ] Started systemd-journald.service - Journal Service.",

@@ -261,9 +261,32 @@ pub fn match_line(line: &str, source: Source, custom: &[CustomMarker]) -> Vec<Hi
     hits
 }
 
-/// `h2k-guest login:` / `login:` at the end of the line.
+/// `h2k-guest login:` / `login:` at the end of the line, or followed by
+/// a kernel message the console printed after the prompt before its
+/// line was read (`h2k-guest login: [   26.84] kvm: ...`).
 fn is_login_prompt(line: &str) -> bool {
-    line.trim_end().ends_with("login:") && !line.contains("Last login")
+    if line.contains("Last login") {
+        return false;
+    }
+    if line.trim_end().ends_with("login:") {
+        return true;
+    }
+    let Some((before, after)) = line.split_once("login: ") else {
+        return false;
+    };
+    !before.trim().contains(' ') && starts_with_printk_time(after)
+}
+
+/// `[   26.842611]`: a kernel message's timestamp.
+fn starts_with_printk_time(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('[') else {
+        return false;
+    };
+    let Some((t, _)) = rest.split_once(']') else {
+        return false;
+    };
+    let t = t.trim_start();
+    t.contains('.') && !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
 #[cfg(test)]
