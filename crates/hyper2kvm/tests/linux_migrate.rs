@@ -270,26 +270,8 @@ fn host_only_on_pvscsi(fixture_args: &[&str], version: &str) {
     let before = testkit::sha256(&vmdk);
 
     let out = d.join("out");
-    let o = migrate(&[
-        vmx.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "-O",
-        "raw",
-        "--validate",
-        "--accel",
-        "tcg",
-        "--timeout",
-        "900",
-        "--quiet",
-    ]);
+    let (o, report) = migrate_validated(&vmx, &out, "900");
     let stdout = String::from_utf8_lossy(&o.stdout);
-    let report = json(&out.join("report.json"));
-    assert!(
-        o.status.success(),
-        "{}\n{stdout}\n{report}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     assert_eq!(testkit::sha256(&vmdk), before, "the source VMDK changed");
 
     // The plan: the steps, with reasons.
@@ -718,26 +700,7 @@ fn uefi_host_only_guest_fixes_itself_and_boots_with_ovmf_on_virtio() {
     let before = testkit::sha256(&vmdk);
 
     let out = d.join("out");
-    let o = migrate(&[
-        vmx.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "-O",
-        "raw",
-        "--validate",
-        "--accel",
-        "tcg",
-        "--timeout",
-        "1500",
-        "--quiet",
-    ]);
-    let report = json(&out.join("report.json"));
-    assert!(
-        o.status.success(),
-        "{}\n{}\n{report}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
+    let (_, report) = migrate_validated(&vmx, &out, "1500");
     assert_eq!(testkit::sha256(&vmdk), before, "the source VMDK changed");
     let plan = json(&out.join("plan.json"));
     assert_eq!(steps(&plan)[0], "rebuild-initramfs", "{}", plan["actions"]);
@@ -801,6 +764,37 @@ fn uefi_host_only_guest_fixes_itself_and_boots_with_ovmf_on_virtio() {
         "{listing}{}",
         String::from_utf8_lossy(&esp.stderr)
     );
+}
+
+/// `migrate VMX --out OUT -O raw --validate` under TCG with a boot time
+/// limit of `timeout` seconds, which must succeed; its output and
+/// report.json.
+fn migrate_validated(
+    vmx: &Path,
+    out: &Path,
+    timeout: &str,
+) -> (std::process::Output, serde_json::Value) {
+    let o = migrate(&[
+        vmx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-O",
+        "raw",
+        "--validate",
+        "--accel",
+        "tcg",
+        "--timeout",
+        timeout,
+        "--quiet",
+    ]);
+    let report = json(&out.join("report.json"));
+    assert!(
+        o.status.success(),
+        "{}\n{}\n{report}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    (o, report)
 }
 
 /// A VMX for `name`.vmdk on controller `bus` (`lsisas1068`, `sata`), with
@@ -961,25 +955,7 @@ fn lvm_root_with_xfs_boot_on_lsi_sas_fixes_itself_and_boots_on_virtio() {
     std::fs::remove_file(&raw).unwrap();
 
     let out = d.join("out");
-    let o = migrate(&[
-        vmx.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "-O",
-        "raw",
-        "--validate",
-        "--accel",
-        "tcg",
-        "--timeout",
-        "900",
-        "--quiet",
-    ]);
-    let report = json(&out.join("report.json"));
-    assert!(
-        o.status.success(),
-        "{}\n{report}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (_, report) = migrate_validated(&vmx, &out, "900");
     assert_eq!(
         testkit::sha256(&d.join("src/deb-lvm.vmdk")),
         before,
@@ -1082,25 +1058,7 @@ fn btrfs_subvolume_root_guest_fixes_itself_and_boots_on_virtio() {
     std::fs::remove_file(&raw).unwrap();
 
     let out = d.join("out");
-    let o = migrate(&[
-        vmx.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "-O",
-        "raw",
-        "--validate",
-        "--accel",
-        "tcg",
-        "--timeout",
-        "900",
-        "--quiet",
-    ]);
-    let report = json(&out.join("report.json"));
-    assert!(
-        o.status.success(),
-        "{}\n{report}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (_, report) = migrate_validated(&vmx, &out, "900");
     assert_eq!(testkit::sha256(&d.join("src/deb-btrfs.vmdk")), before);
     let plan = json(&out.join("plan.json"));
     let li = &plan["inspection"]["linux"][0];

@@ -331,17 +331,7 @@ impl<'a> Scan<'a> {
     /// letter order), `/dev/mapper/VG-LV`, `/dev/VG/LV`.
     fn resolve_dev(&self, dev: &str) -> Option<Target> {
         if let Some(v) = dev_to_vref(dev) {
-            return self
-                .fs
-                .iter()
-                .position(|f| f.lv.is_none() && f.subvol.is_none() && f.vref == v)
-                .map(Target::Fs)
-                .or_else(|| {
-                    self.other
-                        .iter()
-                        .position(|o| o.vref == v)
-                        .map(Target::Other)
-                });
+            return self.by_vref(&v);
         }
         let lv = lv_name_of_dev(dev)?;
         self.fs
@@ -364,15 +354,20 @@ impl<'a> Scan<'a> {
             }
             _ => None,
         };
-        let v = VolumeRef { disk: 0, partition };
+        self.by_vref(&VolumeRef { disk: 0, partition })
+    }
+
+    /// The volume on partition (or whole disk) `v`: its filesystem's
+    /// default view, else another volume there.
+    fn by_vref(&self, v: &VolumeRef) -> Option<Target> {
         self.fs
             .iter()
-            .position(|f| f.lv.is_none() && f.subvol.is_none() && f.vref == v)
+            .position(|f| f.lv.is_none() && f.subvol.is_none() && f.vref == *v)
             .map(Target::Fs)
             .or_else(|| {
                 self.other
                     .iter()
-                    .position(|o| o.vref == v)
+                    .position(|o| o.vref == *v)
                     .map(Target::Other)
             })
     }
